@@ -215,7 +215,7 @@ def _join(directory: str, path: str) -> str:
   return os.path.join(directory, path)
 
 
-def _kvstore_for(path: str) -> dict[str, str]:
+def kvstore_spec(path: str) -> dict[str, str]:
   """A TensorStore kvstore for a local path or gs://bucket/path (GCS via TensorStore's driver)."""
   if path.startswith("gs://"):
     bucket, _, key = path[len("gs://"):].partition("/")
@@ -243,7 +243,7 @@ def resolve_tensorstore_spec(spec: dict[str, Any], checkpoint_dir: str) -> dict[
     path = path[len("file://"):]
   if not (path.startswith("gs://") or os.path.isabs(path)):
     path = _join(checkpoint_dir, path)
-  spec["kvstore"] = _kvstore_for(path)
+  spec["kvstore"] = kvstore_spec(path)
   return spec
 
 
@@ -334,7 +334,7 @@ class T5XCheckpoint:
       import tensorstore as ts  # pylint: disable=g-import-not-at-top
 
       directory, name = self.file_path.rsplit("/", 1)
-      kvstore = ts.KvStore.open(_kvstore_for(directory + "/")).result()
+      kvstore = ts.KvStore.open(kvstore_spec(directory + "/")).result()
       result = kvstore.read(name).result()
       if result.state != "value":
         raise FileNotFoundError(f"{self.file_path}: T5X checkpoint file not found")
