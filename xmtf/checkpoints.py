@@ -33,13 +33,20 @@ def _config_from_json(fields: dict[str, Any], where: str) -> T5Config:
                      for key, value in fields.items()})
 
 
-def save_params(model_dir: str, step: int, params: Any, model_config: T5Config) -> str:
-  """Writes `<model_dir>/checkpoint_<step>` with items params and model_config; returns its path."""
+def save_params(model_dir: str, step: int, params: Any, model_config: T5Config,
+                opt_state: Any = None) -> str:
+  """Writes `<model_dir>/checkpoint_<step>` with items params and model_config; returns its path.
+
+  `opt_state` (optional) is written as the item opt_state; the T5X converter passes T5X's
+  Adafactor layout `{'step', 'param_states'}` (what `optim.state_from_t5x` reads).
+  """
   path = epath.Path(model_dir) / f"checkpoint_{step}"
+  items = dict(params=ocp.args.StandardSave(params),
+               model_config=ocp.args.JsonSave(_config_to_json(model_config)))
+  if opt_state is not None:
+    items["opt_state"] = ocp.args.StandardSave(opt_state)
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
-  checkpointer.save(path, args=ocp.args.Composite(
-      params=ocp.args.StandardSave(params),
-      model_config=ocp.args.JsonSave(_config_to_json(model_config))))
+  checkpointer.save(path, args=ocp.args.Composite(**items))
   return os.fspath(path)
 
 

@@ -1,0 +1,337 @@
+r"""Converts checkpoints between T5X, Hugging Face and xmtf formats: one command.
+
+  python -m xmtf.convert --from t5x  --to xmtf --input T5X_CHECKPOINT --output MODEL_DIR
+  python -m xmtf.convert --from t5x  --to hf   --input T5X_CHECKPOINT --output HF_DIR
+  python -m xmtf.convert --from hf   --to xmtf --input HF_DIR         --output MODEL_DIR
+  python -m xmtf.convert --from xmtf --to hf   --input XMTF_CKPT      --output HF_DIR --vocab SPM
+
+Run with --help for every format, path and option.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from xmtf import checkpoints
+from xmtf.interop import hf
+from xmtf.interop import hf_directory
+from xmtf.interop import t5x_checkpoint
+from xmtf.model import T5Config
+
+_DESCRIPTION = __doc__.split("\n\n", 1)[0]
+_EPILOG = """\
+formats
+  t5x   A T5X checkpoint: the directory checkpoint_<step>/ holding the msgpack file `checkpoint`
+        (or that file itself), with arrays inline or as TensorStore/zarr subdirectories. Local or
+        gs://bucket/... (read with TensorStore's GCS driver: Application Default Credentials,
+        e.g. `gcloud auth application-default login`). T5X itself is not needed. Example:
+        gs://t5-data/pretrained_models/t5x/mt5_xxl/checkpoint_1000000
+  hf    A Hugging Face MT5/T5 directory: config.json plus model.safetensors, pytorch_model.bin
+        (needs torch) or their sharded *.index.json. Local paths only (download hub models first,
+        e.g. `huggingface-cli download google/mt5-small --local-dir DIR`). Written as
+        MT5ForConditionalGeneration (untied lm_head) with config.json, generation_config.json,
+        model.safetensors and, with --vocab, spiece.model + tokenizer_config.json, so
+        AutoModelForSeq2SeqLM / AutoTokenizer.from_pretrained(DIR) load it.
+  xmtf  This project's orbax checkpoint: MODEL_DIR/checkpoint_<step>/ with items params (float32,
+        T5X names) and model_config (JSON). As --input: a checkpoint_<step> directory, or a model
+        directory (its latest checkpoint is used). As --output: the model directory, in which
+        checkpoint_<step> is created. Local or gs://.
+
+the model configuration (T5X checkpoints carry none; Hugging Face and xmtf ones do)
+  --model_gin FILE  a gin file binding T5Config (e.g. gin/models/mt5_xxl.gin);
+  --config JSON     T5Config fields as a JSON file or inline JSON ('{"dtype": "float32"}'):
+                    they override the gin file's, the inferred or the stored configuration;
+  neither           inferred from the T5X shapes: vocab and d_model from the embedding, layers by
+                    count, d_ff from the MLP kernels, heads and buckets from the relative-position
+                    table [heads, buckets], head_dim = joined q/k/v width / heads. Not inferable:
+                    relative_attention_max_distance (128 assumed) and the MLP activation (gated
+                    GELU assumed when wi_0/wi_1 exist, ReLU for a single wi); --num_heads is
+                    required when the checkpoint has no relative-position table.
+  Every parameter is checked against the configuration before anything is written: a mismatch
+  names the parameter and both shapes.
+
+streaming
+  Parameters are read one at a time (T5X: memory-mapped msgpack and per-array TensorStore reads;
+  Hugging Face: memory-mapped safetensors). t5x->hf writes each tensor as it is read: at most one
+  parameter is in memory. Conversions to xmtf hold the float32 parameters once, for orbax.
+
+examples
+  python -m xmtf.convert --from t5x --to xmtf \\
+      --input gs://t5-data/pretrained_models/t5x/mt5_small/checkpoint_1000000 \\
+      --model_gin gin/models/mt5_small.gin --output gs://BUCKET/mt0_small_init
+  python -m xmtf.convert --from xmtf --to hf --input gs://BUCKET/mt0_small/checkpoint_25000 \\
+      --output ./mt0-small-hf --vocab gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model
+  python -m xmtf.convert --from hf --to xmtf --input ./mt5-small --output ./mt5_small_xmtf
+"""
+
+_SUPPORTED = {("t5x", "xmtf"), ("t5x", "hf"), ("hf", "xmtf"), ("xmtf", "hf")}
+
+
+class UsageError(ValueError):
+  """Bad command-line input: reported as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The model configuration
+# ----------------------------------------------------------------------------------------------
+
+
+def _config_fields(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
+  known = {field.name for field in dataclasses.fields(T5Config)}
+  unknown = sorted(set(fields) - known)
+  if unknown:
+    raise UsageError(f"{where}: unknown T5Config fields {unknown} (known: {sorted(known)})")
+  return {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
+
+
+def config_overrides_from_json(text_or_path: str) -> dict[str, Any]:
+  """T5Config fields from a JSON file path or an inline JSON object."""
+  if os.path.isfile(text_or_path):
+    where = text_or_path
+    with open(text_or_path) as f:
+      text = f.read()
+  elif text_or_path.lstrip().startswith("{"):
+    where, text = "--config", text_or_path
+  else:
+    raise UsageError(f"--config {text_or_path}: neither an existing JSON file nor a JSON object")
+  try:
+    fields = json.loads(text)
+  except ValueError as error:
+    raise UsageError(f"{where}: invalid JSON ({error})") from None
+  if not isinstance(fields, dict):
+    raise UsageError(f"{where}: expected a JSON object of T5Config fields")
+  return _config_fields(fields, where)
+
+
+def config_from_gin(path: str) -> T5Config:
+  """The T5Config a gin file binds (its `T5Config.<field> = ...` lines, macros resolved)."""
+  import gin  # pylint: disable=g-import-not-at-top
+
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"--model_gin {path}: file not found")
+  gin.clear_config()
+  gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+  gin.add_config_file_search_path(os.getcwd())
+  try:
+    gin.parse_config_files_and_bindings([path], None, skip_unknown=True)
+    bindings = gin.get_bindings("T5Config")
+  except (ValueError, IOError, SyntaxError) as error:
+    raise UsageError(f"--model_gin {path}: {error}") from None
+  finally:
+    gin.clear_config()
+  if not bindings:
+    raise UsageError(f"--model_gin {path}: binds no T5Config parameter (expected lines such as "
+                     "'T5Config.emb_dim = 512', as in gin/models/mt5_*.gin)")
+  return T5Config(**_config_fields(bindings, path))
+
+
+def _layer_count(names: Sequence[str], stack: str) -> int:
+  indices = {int(m.group(1)) for name in names
+             if (m := re.match(rf"^{stack}/layers_(\d+)/", name))}
+  return max(indices) + 1 if indices else 0
+
+
+def infer_config(shapes: Mapping[str, tuple[int, ...]], num_heads: int | None = None,
+                 where: str = "") -> T5Config:
+  """A T5Config from T5X parameter shapes (see --help, 'the model configuration')."""
+  prefix = f"{where}: " if where else ""
+
+  def shape(name: str) -> tuple[int, ...]:
+    if name not in shapes:
+      raise UsageError(f"{prefix}cannot infer the model configuration: no parameter '{name}' "
+                       "(give --model_gin or --config)")
+    return tuple(shapes[name])
+
+  names = list(shapes)
+  vocab, emb = shape("token_embedder/embedding")
+  joined = shape("encoder/layers_0/attention/query/kernel")[1]
+  gated = "encoder/layers_0/mlp/wi_0/kernel" in shapes
+  mlp_dim = shape("encoder/layers_0/mlp/wo/kernel")[0]
+  fields: dict[str, Any] = {}
+  if "encoder/relpos_bias/rel_embedding" in shapes:
+    table_heads, buckets = shape("encoder/relpos_bias/rel_embedding")
+    if num_heads is not None and num_heads != table_heads:
+      raise UsageError(f"{prefix}--num_heads {num_heads} contradicts the relative-position table "
+                       f"encoder/relpos_bias/rel_embedding of shape {(table_heads, buckets)}")
+    num_heads = table_heads
+    fields["relative_attention_num_buckets"] = buckets
+  elif num_heads is None:
+    raise UsageError(f"{prefix}the number of heads cannot be inferred from joined q/k/v kernels "
+                     f"(width {joined} = heads x head_dim): give --num_heads, --model_gin or --config")
+  if joined % num_heads:
+    raise UsageError(f"{prefix}q/k/v width {joined} is not divisible by {num_heads} heads")
+  return T5Config(
+      vocab_size=vocab, emb_dim=emb, num_heads=num_heads, head_dim=joined // num_heads,
+      num_encoder_layers=_layer_count(names, "encoder"),
+      num_decoder_layers=_layer_count(names, "decoder"), mlp_dim=mlp_dim,
+      mlp_activations=("gelu", "linear") if gated else ("relu",),
+      logits_via_embedding="decoder/logits_dense/kernel" not in shapes, **fields)
+
+
+def _t5x_config(args: argparse.Namespace, shapes: Mapping[str, tuple[int, ...]]) -> T5Config:
+  """--model_gin's config, else one inferred from shapes; --config fields override either."""
+  overrides = config_overrides_from_json(args.config) if args.config else {}
+  if args.model_gin:
+    config = config_from_gin(args.model_gin)
+  else:
+    config = infer_config(shapes, overrides.get("num_heads", args.num_heads), where=args.input)
+  return dataclasses.replace(config, **overrides)
+
+
+def _apply_overrides(config: T5Config, args: argparse.Namespace) -> T5Config:
+  if args.model_gin:
+    raise UsageError(f"--model_gin applies to --from t5x only; a {args.source} checkpoint carries "
+                     "its configuration (use --config to override fields)")
+  if args.config:
+    return dataclasses.replace(config, **config_overrides_from_json(args.config))
+  return config
+
+
+# ----------------------------------------------------------------------------------------------
+# Conversions
+# ----------------------------------------------------------------------------------------------
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat: dict[str, Any] = {}
+  for key, value in tree.items():
+    name = f"{prefix}/{key}" if prefix else str(key)
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, name))
+    else:
+      flat[name] = value
+  return flat
+
+
+def t5x_to_xmtf(args: argparse.Namespace) -> str:
+  with t5x_checkpoint.T5XCheckpoint(args.input) as checkpoint:
+    shapes = {name: info.shape for name, info in checkpoint.param_infos().items()}
+    config = _t5x_config(args, shapes)
+    hf.check_param_shapes(shapes, config, where=args.input)
+    step = args.step if args.step is not None else (checkpoint.step or 0)
+    params = t5x_checkpoint.unflatten(dict(checkpoint.iter_params(np.float32)))
+    opt_state = None
+    if args.include_optimizer_state:
+      opt_state = {"step": np.asarray(checkpoint.step or 0, np.int32),
+                   "param_states": t5x_checkpoint.unflatten(dict(checkpoint.iter_optimizer_state()))}
+      if not opt_state["param_states"]:
+        raise UsageError(f"{args.input}: --include_optimizer_state, but the checkpoint has no "
+                         "optimizer/state/param_states")
+  return checkpoints.save_params(args.output, step, params, config, opt_state=opt_state)
+
+
+def t5x_to_hf(args: argparse.Namespace) -> str:
+  with t5x_checkpoint.T5XCheckpoint(args.input) as checkpoint:
+    shapes = {name: info.shape for name, info in checkpoint.param_infos().items()}
+    config = _t5x_config(args, shapes)
+    hf.check_param_shapes(shapes, config, where=args.input)
+    hf_directory.write_hf_directory(args.output, config, shapes,
+                                    checkpoint.iter_params(np.float32), args.vocab, args.hf_model_type)
+  return args.output
+
+
+def hf_to_xmtf(args: argparse.Namespace) -> str:
+  if not os.path.isdir(args.input):
+    raise FileNotFoundError(f"--input {args.input}: Hugging Face model directory not found")
+  config = _apply_overrides(hf.t5config_from_hf(hf_directory.read_hf_config(args.input)), args)
+  tensors = hf_directory.open_hf_tensors(args.input)
+  params = hf.hf_state_dict_to_params(tensors, config, where=args.input)
+  return checkpoints.save_params(args.output, args.step or 0, params, config)
+
+
+def xmtf_to_hf(args: argparse.Namespace) -> str:
+  params, config = checkpoints.load_params(args.input)
+  config = _apply_overrides(config, args)
+  flat = _flatten(params)
+  shapes = {name: tuple(np.shape(value)) for name, value in flat.items()}
+  hf.check_param_shapes(shapes, config, where=args.input)
+  hf_directory.write_hf_directory(args.output, config, shapes, flat.items(), args.vocab,
+                                  args.hf_model_type)
+  return args.output
+
+
+_CONVERSIONS = {("t5x", "xmtf"): t5x_to_xmtf, ("t5x", "hf"): t5x_to_hf,
+                ("hf", "xmtf"): hf_to_xmtf, ("xmtf", "hf"): xmtf_to_hf}
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="python -m xmtf.convert", description=_DESCRIPTION, epilog=_EPILOG,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--from", dest="source", required=True, choices=["t5x", "hf", "xmtf"],
+                      help="input format (see 'formats' below)")
+  parser.add_argument("--to", dest="target", required=True, choices=["xmtf", "hf"],
+                      help="output format: xmtf (orbax) or hf (Hugging Face directory)")
+  parser.add_argument("--input", required=True,
+                      help="t5x: checkpoint_<step> dir or its msgpack file, local or gs://; "
+                           "hf: local directory; xmtf: checkpoint_<step> or model dir, local or gs://")
+  parser.add_argument("--output", required=True,
+                      help="xmtf: model directory (checkpoint_<step> is created in it), local or "
+                           "gs://; hf: local directory (created)")
+  parser.add_argument("--vocab", metavar="PATH",
+                      help="--to hf: SentencePiece model (local or gs://) copied as spiece.model "
+                           "with a T5Tokenizer config, e.g. "
+                           "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model")
+  parser.add_argument("--model_gin", metavar="FILE",
+                      help="--from t5x: gin file binding T5Config (gin/models/mt5_<size>.gin)")
+  parser.add_argument("--config", metavar="JSON",
+                      help="T5Config fields (JSON file or inline object) overriding the gin "
+                           "file's, the inferred (t5x) or the stored (hf, xmtf) configuration")
+  parser.add_argument("--num_heads", type=int,
+                      help="--from t5x without --model_gin/--config: number of attention heads, "
+                           "when the checkpoint has no relative-position table to read it from")
+  parser.add_argument("--step", type=int,
+                      help="--to xmtf: step of the written checkpoint_<step> (default: the T5X "
+                           "checkpoint's step; 0 for hf inputs)")
+  parser.add_argument("--include_optimizer_state", action="store_true",
+                      help="--from t5x --to xmtf: also write T5X's Adafactor state "
+                           "({step, param_states: v_row/v_col/v/m}) as the item opt_state")
+  parser.add_argument("--hf_model_type", choices=["mt5", "t5"],
+                      help="--to hf: config.json model_type (default mt5; t5 for configs with "
+                           "logits_via_embedding)")
+  return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+  if (args.source, args.target) not in _SUPPORTED:
+    raise UsageError(f"conversion --from {args.source} --to {args.target} is not supported "
+                     f"(supported: {', '.join(f'{a}->{b}' for a, b in sorted(_SUPPORTED))})")
+  if args.target == "hf" and args.output.startswith("gs://"):
+    raise UsageError("--to hf writes a local directory; copy it to GCS afterwards "
+                     "(gcloud storage cp -r)")
+  if args.include_optimizer_state and (args.source, args.target) != ("t5x", "xmtf"):
+    raise UsageError("--include_optimizer_state applies to --from t5x --to xmtf only")
+  if args.num_heads is not None and args.source != "t5x":
+    raise UsageError("--num_heads applies to --from t5x only")
+  if args.vocab and args.target != "hf":
+    raise UsageError("--vocab applies to --to hf only")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    _check_args(args)
+    written = _CONVERSIONS[(args.source, args.target)](args)
+  except (UsageError, hf.ConversionError, t5x_checkpoint.T5XCheckpointError,
+          FileNotFoundError) as error:
+    print(f"xmtf.convert: error: {error}", file=sys.stderr)
+    return 2
+  print(f"wrote {written}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
