@@ -167,11 +167,14 @@ class _Msgpack:
     return entries
 
 
-def _dtype_from_name(name: str | memoryview) -> np.dtype:
+def _dtype_from_name(name: str | memoryview, where: str) -> np.dtype:
   name = str(name, "utf-8") if isinstance(name, memoryview) else name
   if name == "bfloat16":
     return np.dtype(ml_dtypes.bfloat16)
-  return np.dtype(name)
+  try:
+    return np.dtype(name)
+  except TypeError:
+    raise T5XCheckpointError(f"{where}: unknown dtype {name!r}") from None
 
 
 def _decode_ext(ext: _Ext, where: str) -> np.ndarray:
@@ -181,7 +184,7 @@ def _decode_ext(ext: _Ext, where: str) -> np.ndarray:
     if not (isinstance(triple, list) and len(triple) == 3):
       raise T5XCheckpointError(f"{where}: malformed ndarray extension (expected shape, dtype, bytes)")
     shape, dtype_name, raw = triple
-    dtype = _dtype_from_name(dtype_name)
+    dtype = _dtype_from_name(dtype_name, where)
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
       raise T5XCheckpointError(
@@ -386,7 +389,7 @@ class T5XCheckpoint:
       metadata = spec.get("metadata", {})
       dtype = spec.get("dtype") or metadata.get("dtype")
       if "shape" in metadata and dtype:
-        return ArrayInfo(name, tuple(metadata["shape"]), _dtype_from_name(dtype), storage)
+        return ArrayInfo(name, tuple(metadata["shape"]), _dtype_from_name(dtype, where), storage)
       store = _open_tensorstore(spec, where)
       return ArrayInfo(name, tuple(store.shape), np.dtype(store.dtype.numpy_dtype), storage)
     value, _ = self._msg.decode(pos)
