@@ -188,8 +188,8 @@ def _t5x_config(args: argparse.Namespace, shapes: Mapping[str, tuple[int, ...]])
 
 def _apply_overrides(config: T5Config, args: argparse.Namespace) -> T5Config:
   if args.model_gin:
-    raise UsageError(f"--model_gin applies to --from t5x only; a {args.source} checkpoint carries "
-                     "its configuration (use --config to override fields)")
+    raise UsageError("--model_gin applies to --from t5x only; an xmtf checkpoint carries its "
+                     "configuration (use --config to override fields)")
   if args.config:
     return dataclasses.replace(config, **config_overrides_from_json(args.config))
   return config
@@ -239,11 +239,11 @@ def t5x_to_hf(args: argparse.Namespace) -> str:
 
 
 def hf_to_xmtf(args: argparse.Namespace) -> str:
-  if not os.path.isdir(args.input):
-    raise FileNotFoundError(f"--input {args.input}: Hugging Face model directory not found")
-  config = _apply_overrides(hf.t5config_from_hf(hf_directory.read_hf_config(args.input)), args)
-  tensors = hf_directory.open_hf_tensors(args.input)
-  params = hf.hf_state_dict_to_params(tensors, config, where=args.input)
+  if args.model_gin:
+    raise UsageError("--model_gin applies to --from t5x only; a Hugging Face directory carries "
+                     "its configuration (use --config to override fields)")
+  overrides = config_overrides_from_json(args.config) if args.config else {}
+  params, config = hf_directory.read_hf_directory(args.input, **overrides)
   return checkpoints.save_params(args.output, args.step or 0, params, config)
 
 

@@ -394,8 +394,12 @@ class T5XCheckpoint:
       return ArrayInfo(name, tuple(store.shape), np.dtype(store.dtype.numpy_dtype), storage)
     value, _ = self._msg.decode(pos)
     if storage == "chunked":
-      array = self._read_chunked(value, where)
-      return ArrayInfo(name, array.shape, array.dtype, storage)
+      shape_dict, chunks = value.get("shape", {}), value.get("chunks", {})
+      if "0" not in chunks or not isinstance(chunks["0"], _Ext):
+        raise T5XCheckpointError(f"{where}: chunked array without chunks")
+      _, dtype = _ext_shape_dtype(chunks["0"], where)
+      return ArrayInfo(name, tuple(shape_dict[str(i)] for i in range(len(shape_dict))), dtype,
+                       storage)
     if isinstance(value, _Ext):
       shape, dtype = _ext_shape_dtype(value, where)
       return ArrayInfo(name, shape, dtype, storage)
