@@ -249,3 +249,39 @@ def test_errors(t5x_fixtures, tmp_path, capsys):
   with pytest.raises(hf.ConversionError, match="does not match the header"):
     hf_directory.write_safetensors(str(tmp_path / "x.safetensors"), [("a", (2,), np.float32)],
                                    [("a", np.zeros(3, np.float32))])
+
+
+def test_t5x_to_hf_streams_one_parameter_at_a_time(tmp_path):
+  """Peak traced memory of t5x -> hf stays far below the model's size (many equal tensors)."""
+  import flax.serialization  # pylint: disable=g-import-not-at-top
+  import tracemalloc  # pylint: disable=g-import-not-at-top
+
+  config = T5Config(vocab_size=256, emb_dim=64, num_heads=4, head_dim=16, num_encoder_layers=4,
+                    num_decoder_layers=4, mlp_dim=64, relative_attention_num_buckets=64)
+  rng = np.random.default_rng(0)
+  flat = {pair.t5x_name: rng.normal(size=pair.t5x_shape).astype(np.float32)
+          for pair in hf.tensor_map(config)}
+  total = sum(array.nbytes for array in flat.values())
+  largest = max(array.nbytes for array in flat.values())
+  (tmp_path / "checkpoint_9").mkdir()
+  (tmp_path / "checkpoint_9" / "checkpoint").write_bytes(flax.serialization.msgpack_serialize(
+      {"version": 3, "optimizer": {"target": t5x_checkpoint.unflatten(flat), "state": {}}}))
+  del flat
+
+  tracemalloc.start()
+  try:
+    assert _run(["--from", "t5x", "--to", "hf", "--input", tmp_path / "checkpoint_9",
+                 "--output", tmp_path / "hf"]) == 0
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  print(f"t5x->hf: model {total} bytes, largest tensor {largest}, traced peak {peak}")
+  assert peak < total / 4 and peak < 4 * largest + 200_000
+  tensors = hf_directory.SafetensorsFile(str(tmp_path / "hf" / "model.safetensors"))
+  params = hf.hf_state_dict_to_params(tensors, config)
+  with t5x_checkpoint.T5XCheckpoint(str(tmp_path / "checkpoint_9")) as checkpoint:
+    for name, array in checkpoint.iter_params():
+      node = params
+      for key in name.split("/"):
+        node = node[key]
+      np.testing.assert_array_equal(node, array)
