@@ -1,0 +1,490 @@
+"""The mT5 (T5.1.1) encoder-decoder in flax.linen, with T5X's parameter and logical axis names.
+
+Why it looks the way it does:
+* Parameter names, shapes (attention kernels 2-D: [embed, heads*head_dim]) and logical axes are
+  T5X's, so T5X checkpoints, T5X partitioning rules and Hugging Face conversion (xmtf.interop.hf)
+  apply unchanged. Parameters are always float32; activations use `config.dtype`.
+* Attention logits are not scaled at run time: T5X folds 1/sqrt(head_dim) into the query kernel's
+  initialisation (Hugging Face T5 does the same), so checkpoints from either map directly.
+  Deliberate deviation from T5X's default: attention logits and softmax are always float32.
+* One relative-position table per stack, shared by its layers (bidirectional buckets in the
+  encoder, causal in the decoder). With packing, `*_positions` give the relative positions and
+  `*_segment_ids` block attention across examples.
+* Incremental decoding (`decode=True`): one decoder token per call; self-attention keys/values are
+  cached in the 'cache' collection (`cached_key`/`cached_value` [batch, length, heads, head_dim],
+  scalar `cache_index`). A cache built T5X's way (`decode=True` on full-length dummy inputs)
+  recomputes cross-attention keys/values from `encoded` at every step; `init_decoder_cache` also
+  caches them (`cached_cross_key`/`cached_cross_value`), which makes each step much cheaper.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import operator
+from typing import Any
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec
+
+Array = jnp.ndarray
+_NEG_INF = -1e10
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+  """Hyper-parameters of an mT5 / T5.1.1 model (gin: `T5Config.<field> = ...`)."""
+  vocab_size: int = 250112
+  emb_dim: int = 512
+  num_heads: int = 6
+  head_dim: int = 64
+  num_encoder_layers: int = 8
+  num_decoder_layers: int = 8
+  mlp_dim: int = 1024
+  mlp_activations: tuple[str, ...] = ("gelu", "linear")
+  dropout_rate: float = 0.0
+  relative_attention_num_buckets: int = 32
+  relative_attention_max_distance: int = 128
+  dtype: str = "bfloat16"  # activation dtype; parameters are always float32
+  layer_norm_epsilon: float = 1e-6
+  logits_via_embedding: bool = False
+  remat_policy: str = "none"  # "none" | "full": nn.remat around every layer
+
+  def __post_init__(self):
+    if self.remat_policy not in ("none", "full"):
+      raise ValueError(f"T5Config.remat_policy: {self.remat_policy!r} is not 'none' or 'full'")
+    unknown = [a for a in self.mlp_activations if a not in _ACTIVATIONS]
+    if unknown:
+      raise ValueError(f"T5Config.mlp_activations: unknown {unknown} (known: {sorted(_ACTIVATIONS)})")
+    jnp.dtype(self.dtype)  # raises on an unknown dtype name
+    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+
+
+def gin_t5_config(**fields: Any) -> T5Config:
+  """The T5Config bound in gin as `T5Config.<field> = value` (e.g. gin/models/mt5_base.gin)."""
+  return T5Config(**fields)
+
+
+# gin checks binding names against this signature, so a typo in a gin file fails at parse time.
+gin_t5_config.__signature__ = inspect.Signature(
+    [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+     for f in dataclasses.fields(T5Config)], return_annotation=T5Config)
+gin_t5_config = gin.configurable("T5Config")(gin_t5_config)
+
+_ACTIVATIONS = {"gelu": nn.gelu, "linear": lambda x: x, "relu": nn.relu, "silu": nn.silu}
+
+
+def _constrain(x: Array, axes: tuple[str, ...]) -> Array:
+  """A sharding constraint by logical names: applies under a mesh with rules, else a no-op."""
+  return nn.with_logical_constraint(x, axes)
+
+
+class RMSNorm(nn.Module):
+  """T5 layer norm: scale only, no mean subtraction, statistics in float32."""
+  epsilon: float
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                       (x.shape[-1],), jnp.float32)
+    x = jnp.asarray(x, jnp.float32)
+    x = x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + self.epsilon)
+    return jnp.asarray(x, self.dtype) * jnp.asarray(scale, self.dtype)
+
+
+class Dense(nn.Module):
+  """A bias-free projection of the last axis with a 2-D float32 `kernel` (T5X's DenseGeneral)."""
+  features: int
+  axes: tuple[str, str]
+  dtype: Any
+  kernel_init: Any = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.axes),
+                        (x.shape[-1], self.features), jnp.float32)
+    return jnp.dot(jnp.asarray(x, self.dtype), jnp.asarray(kernel, self.dtype))
+
+
+def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> Array:
+  """T5's bucketing: exact buckets for small distances, logarithmic ones up to max_distance."""
+  n = -relative_position
+  ret = jnp.zeros_like(n)
+  if bidirectional:
+    num_buckets //= 2
+    ret = ret + (n < 0).astype(n.dtype) * num_buckets
+    n = jnp.abs(n)
+  else:
+    n = jnp.maximum(n, 0)
+  max_exact = num_buckets // 2
+  large = max_exact + (
+      jnp.log(n.astype(jnp.float32) / max_exact + np.finfo(np.float32).eps)
+      / np.log(max_distance / max_exact) * (num_buckets - max_exact)).astype(n.dtype)
+  large = jnp.minimum(large, num_buckets - 1)
+  return ret + jnp.where(n < max_exact, n, large)
+
+
+class RelativePositionBiases(nn.Module):
+  """One [heads, buckets] table; `__call__` gives the attention bias [batch|1, heads, q, k]."""
+  num_buckets: int
+  max_distance: int
+  num_heads: int
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, query_positions: Array, key_positions: Array, bidirectional: bool) -> Array:
+    """Positions are [q] and [k] (shared by the batch) or [batch, q] and [batch, k]."""
+    table = self.param(
+        "rel_embedding",
+        nn.with_logical_partitioning(nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
+                                     ("heads", "relpos_buckets")),
+        (self.num_heads, self.num_buckets), jnp.float32)
+    relative = key_positions[..., None, :] - query_positions[..., :, None]
+    buckets = relative_position_bucket(relative.astype(jnp.int32), bidirectional,
+                                       self.num_buckets, self.max_distance)
+    bias = jnp.take(jnp.asarray(table, self.dtype), buckets, axis=1)  # [h, (b,) q, k]
+    return bias[None] if bias.ndim == 3 else jnp.moveaxis(bias, 0, 1)
+
+
+class MultiHeadAttention(nn.Module):
+  """Bias-free multi-head attention without run-time logit scaling (T5X's, with a KV cache)."""
+  num_heads: int
+  head_dim: int
+  dtype: Any
+  dropout_rate: float
+
+  def _project(self, name: str, x: Array, init: Any) -> Array:
+    y = Dense(self.num_heads * self.head_dim, ("embed", "joined_kv"), self.dtype,
+              kernel_init=init, name=name)(x)
+    y = y.reshape(*y.shape[:-1], self.num_heads, self.head_dim)
+    return _constrain(y, ("batch", "length", "heads", "kv"))
+
+  @nn.compact
+  def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None, bias: Array | None,
+               *, deterministic: bool, decode: bool = False, cache_length: int | None = None,
+               cross_cache: bool = False) -> Array:
+    """mask: [b|1, 1, q, k] of 1/0; bias: [b|1, heads, q, k]. In decode mode (self-attention)
+    `bias` is a callable giving the bias for the current query position; `cross_cache` keeps the
+    projected keys/values of `inputs_kv` (cross-attention) in the cache."""
+    kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+    query_init = lambda *a: kernel_init(*a) / np.sqrt(self.head_dim).astype(np.float32)
+    query = self._project("query", inputs_q, query_init)
+    self_attention = callable(bias)
+    if decode and not self_attention and (cross_cache or self.has_variable("cache", "cached_cross_key")):
+      if self.has_variable("cache", "cached_cross_key"):
+        key = self.get_variable("cache", "cached_cross_key")
+        value = self.get_variable("cache", "cached_cross_value")
+      else:
+        key = self._project("key", inputs_kv, kernel_init)
+        value = self._project("value", inputs_kv, kernel_init)
+        self.put_variable("cache", "cached_cross_key", key)
+        self.put_variable("cache", "cached_cross_value", value)
+    else:
+      key = self._project("key", inputs_kv, kernel_init)
+      value = self._project("value", inputs_kv, kernel_init)
+
+    if decode and self_attention:
+      initialized = self.has_variable("cache", "cached_key")
+      b, length = key.shape[0], cache_length or key.shape[1]
+      shape = (b, length, self.num_heads, self.head_dim)
+      cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
+      cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
+      cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+      if initialized:
+        if query.shape[1] != 1:
+          raise ValueError(f"decode=True consumes one token per call; got length {query.shape[1]}")
+        index = cache_index.value
+        zero = jnp.array(0, jnp.int32)
+        key = jax.lax.dynamic_update_slice(cached_key.value, key, (zero, index, zero, zero))
+        value = jax.lax.dynamic_update_slice(cached_value.value, value, (zero, index, zero, zero))
+        cached_key.value, cached_value.value = key, value
+        cache_index.value = index + 1
+        mask = (jnp.arange(cached_key.value.shape[1]) <= index)[None, None, None, :]
+        bias = bias(index[None], jnp.arange(cached_key.value.shape[1]))
+      else:  # the initialising pass: ordinary causal attention over the whole input
+        length = query.shape[1]
+        bias = bias(jnp.arange(length), jnp.arange(length))
+        mask = jnp.tril(jnp.ones((length, length), jnp.float32))[None, None]
+    elif self_attention:
+      raise ValueError("a callable bias is only used with decode=True")
+
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32)
+    if bias is not None:
+      logits = logits + jnp.asarray(bias, jnp.float32)
+    if mask is not None:
+      logits = jnp.where(mask > 0, logits, _NEG_INF)
+    weights = jax.nn.softmax(logits).astype(self.dtype)
+    if not deterministic and self.dropout_rate > 0:
+      keep = 1.0 - self.dropout_rate
+      shape = list(weights.shape)
+      shape[-2] = 1  # T5X broadcasts attention dropout over queries
+      keep_mask = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
+      weights = weights * (keep_mask.astype(self.dtype) / jnp.asarray(keep, self.dtype))
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    out = out.reshape(*out.shape[:2], self.num_heads * self.head_dim)
+    out = Dense(inputs_q.shape[-1], ("joined_kv", "embed"), self.dtype, kernel_init=kernel_init,
+                name="out")(out)
+    return _constrain(out, ("batch", "length", "embed"))
+
+
+class MlpBlock(nn.Module):
+  """Gated feed-forward: product of activation(wi_i x), hidden dropout, then wo."""
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x: Array, *, deterministic: bool) -> Array:
+    cfg, dtype = self.config, jnp.dtype(self.config.dtype)
+    names = (["wi"] if len(cfg.mlp_activations) == 1
+             else [f"wi_{i}" for i in range(len(cfg.mlp_activations))])
+    hidden = [_ACTIVATIONS[act](Dense(cfg.mlp_dim, ("embed", "mlp"), dtype, name=name)(x))
+              for name, act in zip(names, cfg.mlp_activations)]
+    h = functools.reduce(operator.mul, hidden)
+    h = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(h, deterministic=deterministic)
+    h = _constrain(h, ("batch", "length", "mlp"))
+    return Dense(x.shape[-1], ("mlp", "embed"), dtype, name="wo")(h)
+
+
+class EncoderLayer(nn.Module):
+  """Pre-norm self-attention and MLP, each followed by dropout and a residual connection."""
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array, bias: Array, deterministic: bool) -> Array:
+    cfg, dtype = self.config, jnp.dtype(self.config.dtype)
+    dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
+    y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_attention_layer_norm")(x)
+    y = MultiHeadAttention(cfg.num_heads, cfg.head_dim, dtype, cfg.dropout_rate, name="attention")(
+        y, y, mask, bias, deterministic=deterministic)
+    x = x + dropout(y, deterministic=deterministic)
+    y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
+    y = MlpBlock(cfg, name="mlp")(y, deterministic=deterministic)
+    return _constrain(x + dropout(y, deterministic=deterministic), ("batch", "length", "embed"))
+
+
+class DecoderLayer(nn.Module):
+  """Pre-norm causal self-attention, cross-attention and MLP, each with dropout and residual."""
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x: Array, encoded: Array, self_mask: Array | None, self_bias: Any,
+               cross_mask: Array, deterministic: bool, decode: bool = False,
+               cache_length: int | None = None, cross_cache: bool = False) -> Array:
+    cfg, dtype = self.config, jnp.dtype(self.config.dtype)
+    dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
+    attention = functools.partial(MultiHeadAttention, cfg.num_heads, cfg.head_dim, dtype,
+                                  cfg.dropout_rate)
+    y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_self_attention_layer_norm")(x)
+    y = attention(name="self_attention")(y, y, self_mask, self_bias, deterministic=deterministic,
+                                         decode=decode, cache_length=cache_length)
+    x = x + dropout(y, deterministic=deterministic)
+    y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_cross_attention_layer_norm")(x)
+    y = attention(name="encoder_decoder_attention")(
+        y, encoded, cross_mask, None, deterministic=deterministic, decode=decode,
+        cross_cache=cross_cache)
+    x = x + dropout(y, deterministic=deterministic)
+    y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
+    y = MlpBlock(cfg, name="mlp")(y, deterministic=deterministic)
+    return _constrain(x + dropout(y, deterministic=deterministic), ("batch", "length", "embed"))
+
+
+def _pair_mask(query_valid: Array, key_valid: Array) -> Array:
+  """[b, q] x [b, k] booleans -> [b, 1, q, k] float mask."""
+  return (query_valid[:, None, :, None] & key_valid[:, None, None, :]).astype(jnp.float32)
+
+
+def _same_segment(query_segments: Array, key_segments: Array) -> Array:
+  return query_segments[:, None, :, None] == key_segments[:, None, None, :]
+
+
+class Transformer(nn.Module):
+  """mT5 encoder-decoder: float32 logits [batch, target length, vocab]."""
+  config: T5Config
+
+  def setup(self):
+    cfg = self.config
+    self.token_embedder = nn.Embed(
+        cfg.vocab_size, cfg.emb_dim, dtype=jnp.dtype(cfg.dtype), param_dtype=jnp.float32,
+        embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0),
+                                                    ("vocab", "embed")))
+    self.encoder = Encoder(cfg, self.token_embedder)
+    self.decoder = Decoder(cfg, self.token_embedder)
+
+  def encode(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
+             encoder_positions: Array | None = None, *, enable_dropout: bool = True) -> Array:
+    """Encoder output [batch, input length, emb_dim] in the activation dtype."""
+    valid = encoder_input_tokens > 0
+    mask = _pair_mask(valid, valid)
+    if encoder_segment_ids is not None:
+      mask = mask * _same_segment(encoder_segment_ids, encoder_segment_ids)
+    return self.encoder(encoder_input_tokens, mask, encoder_positions,
+                        deterministic=not enable_dropout)
+
+  def decode(self, encoded: Array, encoder_input_tokens: Array, decoder_input_tokens: Array,
+             decoder_target_tokens: Array | None = None, encoder_segment_ids: Array | None = None,
+             decoder_segment_ids: Array | None = None, decoder_positions: Array | None = None, *,
+             enable_dropout: bool = True, decode: bool = False,
+             max_decode_length: int | None = None, cache_cross_attention: bool = False) -> Array:
+    """Float32 logits. Masks follow T5X: padding from `decoder_target_tokens` (> 0) when given,
+    causal, and same-segment when packed. With decode=True only encoder padding is masked."""
+    enc_valid = encoder_input_tokens > 0
+    b, t = decoder_input_tokens.shape
+    if decode:
+      self_mask = None
+      cross_mask = _pair_mask(jnp.ones((b, t), bool), enc_valid)
+    else:
+      dec_valid = (decoder_target_tokens > 0 if decoder_target_tokens is not None
+                   else jnp.ones((b, t), bool))
+      self_mask = _pair_mask(dec_valid, dec_valid) * jnp.tril(jnp.ones((t, t), jnp.float32))
+      cross_mask = _pair_mask(dec_valid, enc_valid)
+      if decoder_segment_ids is not None:
+        self_mask = self_mask * _same_segment(decoder_segment_ids, decoder_segment_ids)
+    if encoder_segment_ids is not None and decoder_segment_ids is not None and not decode:
+      cross_mask = cross_mask * _same_segment(decoder_segment_ids, encoder_segment_ids)
+    return self.decoder(encoded, decoder_input_tokens, self_mask, cross_mask, decoder_positions,
+                        deterministic=not enable_dropout, decode=decode,
+                        max_decode_length=max_decode_length,
+                        cache_cross_attention=cache_cross_attention)
+
+  def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
+               decoder_target_tokens: Array | None = None, encoder_segment_ids: Array | None = None,
+               decoder_segment_ids: Array | None = None, encoder_positions: Array | None = None,
+               decoder_positions: Array | None = None, *, enable_dropout: bool = True,
+               decode: bool = False, max_decode_length: int | None = None) -> Array:
+    encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
+                          enable_dropout=enable_dropout)
+    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens,
+                       encoder_segment_ids, decoder_segment_ids, decoder_positions,
+                       enable_dropout=enable_dropout, decode=decode,
+                       max_decode_length=max_decode_length)
+
+
+def _embed(embedder: nn.Embed, tokens: Array, rate: float, deterministic: bool, dtype) -> Array:
+  x = embedder(tokens.astype(jnp.int32))  # a gather (jnp.take), not a one-hot matmul
+  x = nn.Dropout(rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+  return _constrain(x.astype(dtype), ("batch", "length", "embed"))
+
+
+def _layer(cls: type[nn.Module], cfg: T5Config, decode: bool) -> type[nn.Module]:
+  if cfg.remat_policy == "full" and not decode:
+    # Static: `deterministic` and everything after it (self counts as argument 0).
+    static = (4,) if cls is EncoderLayer else (6, 7, 8, 9)
+    return nn.remat(cls, static_argnums=static)
+  return cls
+
+
+class Encoder(nn.Module):
+  config: T5Config
+  shared_embedding: nn.Embed
+
+  @nn.compact
+  def __call__(self, tokens: Array, mask: Array, positions: Array | None, *,
+               deterministic: bool) -> Array:
+    cfg, dtype = self.config, jnp.dtype(self.config.dtype)
+    relpos = RelativePositionBiases(cfg.relative_attention_num_buckets,
+                                    cfg.relative_attention_max_distance, cfg.num_heads, dtype,
+                                    name="relpos_bias")
+    positions = positions if positions is not None else jnp.arange(tokens.shape[1])
+    bias = relpos(positions, positions, bidirectional=True)
+    x = _embed(self.shared_embedding, tokens, cfg.dropout_rate, deterministic, dtype)
+    layer = _layer(EncoderLayer, cfg, decode=False)
+    for i in range(cfg.num_encoder_layers):
+      x = layer(cfg, name=f"layers_{i}")(x, mask, bias, deterministic)
+    x = RMSNorm(cfg.layer_norm_epsilon, dtype, name="encoder_norm")(x)
+    return nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+
+
+class Decoder(nn.Module):
+  config: T5Config
+  shared_embedding: nn.Embed
+
+  @nn.compact
+  def __call__(self, encoded: Array, tokens: Array, self_mask: Array | None, cross_mask: Array,
+               positions: Array | None, *, deterministic: bool, decode: bool,
+               max_decode_length: int | None, cache_cross_attention: bool) -> Array:
+    cfg, dtype = self.config, jnp.dtype(self.config.dtype)
+    relpos = RelativePositionBiases(cfg.relative_attention_num_buckets,
+                                    cfg.relative_attention_max_distance, cfg.num_heads, dtype,
+                                    name="relpos_bias")
+    if decode:  # each layer asks for the bias of its current cache position
+      bias = functools.partial(relpos, bidirectional=False)
+    else:
+      positions = positions if positions is not None else jnp.arange(tokens.shape[1])
+      bias = relpos(positions, positions, bidirectional=False)
+    x = _embed(self.shared_embedding, tokens, cfg.dropout_rate, deterministic, dtype)
+    layer = _layer(DecoderLayer, cfg, decode)
+    for i in range(cfg.num_decoder_layers):
+      x = layer(cfg, name=f"layers_{i}")(x, encoded, self_mask, bias, cross_mask, deterministic,
+                                         decode, max_decode_length, cache_cross_attention)
+    x = RMSNorm(cfg.layer_norm_epsilon, dtype, name="decoder_norm")(x)
+    x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    if cfg.logits_via_embedding:  # T5 v1.0: tied output layer, rescaled
+      embedding = jnp.asarray(self.shared_embedding.embedding, jnp.float32)
+      logits = jnp.dot(x.astype(jnp.float32), embedding.T) / np.sqrt(x.shape[-1])
+    else:
+      logits = Dense(cfg.vocab_size, ("embed", "vocab"), jnp.float32, name="logits_dense")(x)
+    return _constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+
+def _dummy_batch(batch: int = 1, length: int = 4) -> dict[str, Array]:
+  tokens = jnp.ones((batch, length), jnp.int32)
+  return dict(encoder_input_tokens=tokens, decoder_input_tokens=tokens,
+              decoder_target_tokens=tokens)
+
+
+def _init_boxed(config: T5Config, rng: jax.Array) -> Any:
+  return Transformer(config).init({"params": rng}, **_dummy_batch(), enable_dropout=False)["params"]
+
+
+def init_params(config: T5Config, rng: jax.Array | int = 0) -> dict[str, Any]:
+  """Freshly initialised float32 parameters as plain nested dicts (T5X names, no axis boxes)."""
+  if isinstance(rng, int):
+    rng = jax.random.PRNGKey(rng)
+  return nn.unbox(jax.jit(_init_boxed, static_argnums=0)(config, rng))
+
+
+def param_logical_axes(config: T5Config) -> dict[str, Any]:
+  """The params' tree of `PartitionSpec`s of T5X logical axis names (nothing is allocated)."""
+  boxed = jax.eval_shape(functools.partial(_init_boxed, config), jax.random.PRNGKey(0))
+  return nn.get_partition_spec(boxed)
+
+
+def param_shapes(config: T5Config) -> dict[str, Any]:
+  """The params' tree of `jax.ShapeDtypeStruct` (nothing is allocated)."""
+  return nn.unbox(jax.eval_shape(functools.partial(_init_boxed, config), jax.random.PRNGKey(0)))
+
+
+def count_params(config: T5Config) -> int:
+  """Number of parameters of `config`'s model, from shapes only."""
+  return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(param_shapes(config))))
+
+
+def init_decoder_cache(config: T5Config, params: Any, encoded: Array, encoder_input_tokens: Array,
+                       max_decode_length: int) -> dict[str, Any]:
+  """The 'cache' collection for decoding up to `max_decode_length` tokens from `encoded`.
+
+  Besides empty self-attention caches (cache_index 0) it holds the cross-attention keys and
+  values of `encoded`, so decoding steps (`decode_step`) do not recompute them. The batch
+  dimension of every non-scalar leaf is the first one (beam search may repeat it).
+  """
+  batch = encoded.shape[0]
+  _, variables = Transformer(config).apply(
+      {"params": params}, encoded, encoder_input_tokens,
+      jnp.zeros((batch, max_decode_length), jnp.int32), enable_dropout=False, decode=True,
+      max_decode_length=max_decode_length, cache_cross_attention=True,
+      method=Transformer.decode, mutable=["cache"])
+  return variables["cache"]
+
+
+def decode_step(config: T5Config, params: Any, cache: Any, encoded: Array,
+                encoder_input_tokens: Array, tokens: Array) -> tuple[Array, Any]:
+  """One incremental decoder step: tokens [batch, 1] -> (float32 logits [batch, vocab], cache)."""
+  logits, variables = Transformer(config).apply(
+      {"params": params, "cache": cache}, encoded, encoder_input_tokens, tokens,
+      enable_dropout=False, decode=True, method=Transformer.decode, mutable=["cache"])
+  return logits[:, -1], variables["cache"]
