@@ -181,8 +181,9 @@ def test_model_gin_config(t5x_fixtures, tmp_path):
                       "T5Config.num_heads = 4\nT5Config.head_dim = 3\n"
                       "T5Config.num_encoder_layers = 2\nT5Config.num_decoder_layers = 2\n"
                       "T5Config.mlp_dim = 16\nT5Config.dtype = 'float32'\n")
-  assert _run(["--from", "t5x", "--to", "xmtf", "--input", t5x_fixtures / "test_t5_tiny.checkpoint_0",
-               "--output", tmp_path / "out", "--model_gin", gin_file]) == 0
+  source = t5x_fixtures / "test_t5_tiny.checkpoint_0"
+  assert _run(["--from", "t5x", "--to", "xmtf", "--input", source, "--output", tmp_path / "out",
+               "--model_gin", gin_file]) == 0
   assert checkpoints.load_params(str(tmp_path / "out"))[1] == TINY_T5X
 
 
@@ -212,7 +213,8 @@ def test_errors(t5x_fixtures, tmp_path, capsys):
                     "--config", '{"num_encoder_layers": 3}'], capsys)
   assert code == 2 and "parameters missing" in err and "encoder/layers_2/" in err
 
-  code, err = _run(["--from", "hf", "--to", "hf", "--input", tmp_path, "--output", tmp_path], capsys)
+  code, err = _run(["--from", "hf", "--to", "hf", "--input", tmp_path, "--output", tmp_path],
+                   capsys)
   assert code == 2 and "--from hf --to hf is not supported" in err
 
   with pytest.raises(SystemExit) as exit_info:

@@ -165,7 +165,8 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], num_heads: int | None = 
     fields["relative_attention_num_buckets"] = buckets
   elif num_heads is None:
     raise UsageError(f"{prefix}the number of heads cannot be inferred from joined q/k/v kernels "
-                     f"(width {joined} = heads x head_dim): give --num_heads, --model_gin or --config")
+                     f"(width {joined} = heads x head_dim): give --num_heads, --model_gin or "
+                     "--config")
   if joined % num_heads:
     raise UsageError(f"{prefix}q/k/v width {joined} is not divisible by {num_heads} heads")
   return T5Config(
@@ -220,8 +221,9 @@ def t5x_to_xmtf(args: argparse.Namespace) -> str:
     params = t5x_checkpoint.unflatten(dict(checkpoint.iter_params(np.float32)))
     opt_state = None
     if args.include_optimizer_state:
+      param_states = t5x_checkpoint.unflatten(dict(checkpoint.iter_optimizer_state()))
       opt_state = {"step": np.asarray(checkpoint.step or 0, np.int32),
-                   "param_states": t5x_checkpoint.unflatten(dict(checkpoint.iter_optimizer_state()))}
+                   "param_states": param_states}
       if not opt_state["param_states"]:
         raise UsageError(f"{args.input}: --include_optimizer_state, but the checkpoint has no "
                          "optimizer/state/param_states")
@@ -234,7 +236,8 @@ def t5x_to_hf(args: argparse.Namespace) -> str:
     config = _t5x_config(args, shapes)
     hf.check_param_shapes(shapes, config, where=args.input)
     hf_directory.write_hf_directory(args.output, config, shapes,
-                                    checkpoint.iter_params(np.float32), args.vocab, args.hf_model_type)
+                                    checkpoint.iter_params(np.float32), args.vocab,
+                                    args.hf_model_type)
   return args.output
 
 
@@ -277,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output format: xmtf (orbax) or hf (Hugging Face directory)")
   parser.add_argument("--input", required=True,
                       help="t5x: checkpoint_<step> dir or its msgpack file, local or gs://; "
-                           "hf: local directory; xmtf: checkpoint_<step> or model dir, local or gs://")
+                           "hf: local directory; xmtf: checkpoint_<step> or model dir, local "
+                           "or gs://")
   parser.add_argument("--output", required=True,
                       help="xmtf: model directory (checkpoint_<step> is created in it), local or "
                            "gs://; hf: local directory (created)")

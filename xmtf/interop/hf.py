@@ -67,7 +67,8 @@ def tensor_map(config: T5Config) -> list[TensorPair]:
 
   def attention(t5x: str, hf: str) -> None:
     for t5x_part, hf_part in (("query", "q"), ("key", "k"), ("value", "v")):
-      pairs.append(TensorPair(f"{t5x}/{t5x_part}/kernel", f"{hf}.{hf_part}.weight", (d, inner), True))
+      pairs.append(TensorPair(f"{t5x}/{t5x_part}/kernel", f"{hf}.{hf_part}.weight",
+                              (d, inner), True))
     pairs.append(TensorPair(f"{t5x}/out/kernel", f"{hf}.o.weight", (inner, d), True))
 
   def norm(t5x: str, hf: str) -> None:
@@ -75,7 +76,8 @@ def tensor_map(config: T5Config) -> list[TensorPair]:
 
   def mlp(t5x: str, hf: str) -> None:
     for name in _mlp_names(config):
-      pairs.append(TensorPair(f"{t5x}/{name}/kernel", f"{hf}.{name}.weight", (d, config.mlp_dim), True))
+      pairs.append(TensorPair(f"{t5x}/{name}/kernel", f"{hf}.{name}.weight",
+                              (d, config.mlp_dim), True))
     pairs.append(TensorPair(f"{t5x}/wo/kernel", f"{hf}.wo.weight", (config.mlp_dim, d), True))
 
   relpos_shape = (config.num_heads, config.relative_attention_num_buckets)
@@ -126,6 +128,11 @@ def check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, ...],
         f"the model configuration expects {tuple(expected)}")
 
 
+def _some(names: list[str]) -> str:
+  """The first few of many names, for error messages."""
+  return f"{names[:8]}{' ...' if len(names) > 8 else ''} ({len(names)} in all)"
+
+
 def check_param_shapes(shapes: Mapping[str, tuple[int, ...]], config: T5Config,
                        where: str = "") -> None:
   """Checks T5X-named parameter shapes against `config` before any data is read or written.
@@ -138,11 +145,11 @@ def check_param_shapes(shapes: Mapping[str, tuple[int, ...]], config: T5Config,
   missing = [name for name in expected if name not in shapes]
   if missing:
     raise ConversionError(f"{prefix}parameters missing for this model configuration: "
-                          f"{missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+                          f"{_some(missing)}")
   unknown = sorted(set(shapes) - set(expected))
   if unknown:
     raise ConversionError(f"{prefix}parameters this model configuration does not have: "
-                          f"{unknown[:8]}{' ...' if len(unknown) > 8 else ''} ({len(unknown)} in all)")
+                          f"{_some(unknown)}")
   for name, shape in expected.items():
     check_shape(name, shapes[name], shape, where)
 
@@ -156,7 +163,8 @@ def _get(params: Mapping[str, Any], path: str) -> Any:
   return node
 
 
-def iter_hf_tensors(params: Mapping[str, Any], config: T5Config) -> Iterator[tuple[str, np.ndarray]]:
+def iter_hf_tensors(params: Mapping[str, Any],
+                    config: T5Config) -> Iterator[tuple[str, np.ndarray]]:
   """Yields (Hugging Face name, float32 array) one tensor at a time from xmtf params."""
   for pair in tensor_map(config):
     array = to_numpy(_get(params, pair.t5x_name))
@@ -188,14 +196,13 @@ def hf_state_dict_to_params(state_dict: Mapping[str, Any], config: T5Config,
              else p for p in pairs]
   missing = [pair.hf_name for pair in pairs if pair.hf_name not in keys]
   if missing:
-    raise ConversionError(f"{prefix}missing tensors for this configuration: {missing[:8]}"
-                          f"{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+    raise ConversionError(f"{prefix}missing tensors for this configuration: {_some(missing)}")
   unexpected = sorted(keys - known - set(EMBEDDING_ALIASES))
   if unexpected:
     raise ConversionError(
         f"{prefix}tensors that an mT5/T5.1.1 model of this configuration does not have: "
-        f"{unexpected[:8]}{' ...' if len(unexpected) > 8 else ''} (a T5 v1.0 model with biases, "
-        "or a configuration with fewer layers?)")
+        f"{_some(unexpected)} (a T5 v1.0 model with biases, or a configuration with fewer "
+        "layers?)")
   params: dict[str, Any] = {}
   for pair in pairs:
     array = to_numpy(state_dict[pair.hf_name])

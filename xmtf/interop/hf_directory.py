@@ -96,7 +96,8 @@ class SafetensorsFile(Mapping):
   def __getitem__(self, name: str) -> np.ndarray:
     entry = self._entries[name]
     if entry["dtype"] not in _SAFETENSORS_DTYPES:
-      raise hf.ConversionError(f"{self.path}: tensor '{name}' has unsupported dtype {entry['dtype']}")
+      raise hf.ConversionError(
+          f"{self.path}: tensor '{name}' has unsupported dtype {entry['dtype']}")
     begin, end = entry["data_offsets"]
     raw = self._mmap[self._data_start + begin:self._data_start + end]  # bytes: a copy
     dtype = _SAFETENSORS_DTYPES[entry["dtype"]].newbyteorder("<")
@@ -146,7 +147,8 @@ def open_hf_tensors(directory: str) -> Mapping:
     if os.path.isfile(index_path):
       with open(index_path) as f:
         weight_map = json.load(f)["weight_map"]
-      files = {name: opener(os.path.join(directory, name)) for name in sorted(set(weight_map.values()))}
+      files = {name: opener(os.path.join(directory, name))
+               for name in sorted(set(weight_map.values()))}
       return _ShardedTensors(files, weight_map)
   if os.path.isfile(os.path.join(directory, SAFETENSORS_NAME)):
     return SafetensorsFile(os.path.join(directory, SAFETENSORS_NAME))
@@ -213,7 +215,8 @@ def write_hf_directory(output_dir: str, config: T5Config,
   hf.check_param_shapes(infos, config)
   by_t5x = {pair.t5x_name: pair for pair in hf.tensor_map(config)}
   os.makedirs(output_dir, exist_ok=True)
-  _write_json(os.path.join(output_dir, "config.json"), hf.hf_config_from_t5config(config, model_type))
+  _write_json(os.path.join(output_dir, "config.json"),
+              hf.hf_config_from_t5config(config, model_type))
   _write_json(os.path.join(output_dir, "generation_config.json"),
               {"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0})
   if vocab_path:

@@ -182,13 +182,15 @@ def _decode_ext(ext: _Ext, where: str) -> np.ndarray:
   if ext.code in (_EXT_NDARRAY, _EXT_NPSCALAR):
     triple, _ = _Msgpack(ext.data, where).decode(0)
     if not (isinstance(triple, list) and len(triple) == 3):
-      raise T5XCheckpointError(f"{where}: malformed ndarray extension (expected shape, dtype, bytes)")
+      raise T5XCheckpointError(
+          f"{where}: malformed ndarray extension (expected shape, dtype, bytes)")
     shape, dtype_name, raw = triple
     dtype = _dtype_from_name(dtype_name, where)
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
       raise T5XCheckpointError(
-          f"{where}: ndarray of shape {tuple(shape)} {dtype} needs {expected} bytes, has {len(raw)}")
+          f"{where}: ndarray of shape {tuple(shape)} {dtype} needs {expected} bytes, "
+          f"has {len(raw)}")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
   if ext.code == _EXT_COMPLEX:
     (real, imag), _ = _Msgpack(ext.data, where).decode(0)
@@ -312,7 +314,9 @@ class T5XCheckpoint:
       raise T5XCheckpointError(
           f"{self.file_path}: 'optimizer' has no 'target' (keys {sorted(self._optimizer)}; "
           f"checkpoint version {self.version})")
-    self._state = self._msg.map_entries(self._optimizer["state"]) if "state" in self._optimizer else {}
+    self._state = {}
+    if "state" in self._optimizer:
+      self._state = self._msg.map_entries(self._optimizer["state"]) or {}
 
   @staticmethod
   def _locate(path: str) -> tuple[str, str]:
