@@ -283,7 +283,35 @@ def test_t5x_to_hf_streams_one_parameter_at_a_time(tmp_path):
   params = hf.hf_state_dict_to_params(tensors, config)
   with t5x_checkpoint.T5XCheckpoint(str(tmp_path / "checkpoint_9")) as checkpoint:
     for name, array in checkpoint.iter_params():
-      node = params
-      for key in name.split("/"):
-        node = node[key]
-      np.testing.assert_array_equal(node, array)
+      np.testing.assert_array_equal(_nested(params, name), array)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_hf_t5_class_untied_and_tied(tmp_path, tied):
+  """T5ForConditionalGeneration: T5.1.1 (unscaled, untied config) and tied/scaled logits."""
+  hf_config = transformers.T5Config(
+      vocab_size=99, d_model=16, d_kv=6, num_heads=2, d_ff=20, num_layers=2, num_decoder_layers=1,
+      dropout_rate=0.0, feed_forward_proj="gated-gelu", tie_word_embeddings=tied)
+  assert hf_config.scale_decoder_outputs == tied  # transformers' reading of tie_word_embeddings
+  torch.manual_seed(1)
+  original = transformers.T5ForConditionalGeneration(hf_config).eval()
+  config = hf.t5config_from_hf(original.config, dtype="float32")
+  assert config.logits_via_embedding == tied
+  params = hf.hf_state_dict_to_params(original.state_dict(), config)
+  encoder_tokens, decoder_targets = _tokens(99, (2, 7), seed=5), _tokens(99, (2, 4), seed=6)
+  theirs = _hf_logits(original, encoder_tokens, decoder_targets)
+  assert np.abs(_our_logits(params, config, encoder_tokens, decoder_targets) - theirs).max() <= 1e-4
+
+  shapes = {pair.t5x_name: pair.t5x_shape for pair in hf.tensor_map(config)}
+  tensors = [(name, _nested(params, name)) for name in shapes]
+  hf_directory.write_hf_directory(str(tmp_path), config, shapes, tensors,
+                                  model_type="t5" if tied else "mt5")
+  reloaded = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path)).eval()
+  np.testing.assert_allclose(_hf_logits(reloaded, encoder_tokens, decoder_targets), theirs,
+                             atol=1e-6)
+
+
+def _nested(tree, name):
+  for key in name.split("/"):
+    tree = tree[key]
+  return tree

@@ -32,7 +32,7 @@ _FEED_FORWARD_PROJ = {
 _ACTIVATIONS = {proj: acts for acts, proj in _FEED_FORWARD_PROJ.items()}
 _ACTIVATIONS["gated-gelu_new"] = ("gelu", "linear")
 
-# Copies of `shared.weight` that pytorch_model.bin files (and untied exports) may carry.
+# Copies of `shared.weight` that state dicts and pytorch_model.bin files carry (tied: ignored).
 EMBEDDING_ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 
 
@@ -197,7 +197,8 @@ def hf_state_dict_to_params(state_dict: Mapping[str, Any], config: T5Config,
   missing = [pair.hf_name for pair in pairs if pair.hf_name not in keys]
   if missing:
     raise ConversionError(f"{prefix}missing tensors for this configuration: {_some(missing)}")
-  unexpected = sorted(keys - known - set(EMBEDDING_ALIASES))
+  aliases = set(EMBEDDING_ALIASES) | ({"lm_head.weight"} if config.logits_via_embedding else set())
+  unexpected = sorted(keys - known - aliases)
   if unexpected:
     raise ConversionError(
         f"{prefix}tensors that an mT5/T5.1.1 model of this configuration does not have: "
@@ -276,9 +277,11 @@ def t5config_from_hf(hf_config: Any, **overrides: Any) -> T5Config:
   if proj not in _ACTIVATIONS:
     raise ConversionError(f"config.json feed_forward_proj {proj!r} is not supported "
                           f"(supported: {sorted(_ACTIVATIONS)})")
-  # Hugging Face's T5 scales tied logits unless config.json says tie_word_embeddings false; its
-  # MT5 never scales and uses `shared.weight` as output layer when `lm_head.weight` is absent.
-  tied = model_type == "t5" and cfg.get("tie_word_embeddings", True) is not False
+  # Hugging Face's T5 scales tied logits unless config.json says tie_word_embeddings false (a
+  # loaded config object says scale_decoder_outputs); its MT5 never scales and uses
+  # `shared.weight` as output layer when `lm_head.weight` is absent.
+  tied = model_type == "t5" and cfg.get(
+      "scale_decoder_outputs", cfg.get("tie_word_embeddings", True) is not False)
   fields = dict(
       vocab_size=cfg["vocab_size"],
       emb_dim=cfg["d_model"],
