@@ -315,3 +315,28 @@ def _nested(tree, name):
   for key in name.split("/"):
     tree = tree[key]
   return tree
+
+
+def test_sharded_safetensors_index(tmp_path):
+  """A sharded directory (model.safetensors.index.json) reads like its single-file original."""
+  _tiny_random_mt5(str(tmp_path / "single"))
+  single = hf_directory.SafetensorsFile(str(tmp_path / "single" / "model.safetensors"))
+  names = sorted(single)
+  shards = {"model-00001-of-00002.safetensors": names[::2],
+            "model-00002-of-00002.safetensors": names[1::2]}
+  (tmp_path / "sharded").mkdir()
+  for shard, shard_names in shards.items():
+    hf_directory.write_safetensors(
+        str(tmp_path / "sharded" / shard),
+        [(name, single[name].shape, single[name].dtype) for name in shard_names],
+        [(name, single[name]) for name in shard_names])
+  (tmp_path / "sharded" / "model.safetensors.index.json").write_text(json.dumps(
+      {"weight_map": {name: shard for shard, shard_names in shards.items()
+                      for name in shard_names}}))
+  (tmp_path / "sharded" / "config.json").write_bytes(
+      (tmp_path / "single" / "config.json").read_bytes())
+  expected, config = hf_directory.read_hf_directory(str(tmp_path / "single"))
+  params, sharded_config = hf_directory.read_hf_directory(str(tmp_path / "sharded"))
+  assert sharded_config == config
+  for pair in hf.tensor_map(config):
+    np.testing.assert_array_equal(_nested(params, pair.t5x_name), _nested(expected, pair.t5x_name))

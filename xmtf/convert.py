@@ -112,7 +112,10 @@ def config_overrides_from_json(text_or_path: str) -> dict[str, Any]:
 
 
 def config_from_gin(path: str) -> T5Config:
-  """The T5Config a gin file binds (its `T5Config.<field> = ...` lines, macros resolved)."""
+  """The T5Config a gin file binds (its `T5Config.<field> = ...` lines, macros resolved).
+
+  For the command line: it clears gin's global configuration before and after parsing.
+  """
   import gin  # pylint: disable=g-import-not-at-top
 
   if not os.path.isfile(path):
