@@ -31,6 +31,7 @@ CONFIGS = {
                           relative_attention_max_distance=12), 30, 18),
 }
 VOCAB = 96
+SCALE = 1.5
 
 
 def _hf_mt5(kwargs: dict, seed: int):
@@ -44,11 +45,22 @@ def _hf_mt5(kwargs: dict, seed: int):
   model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
   assert model.encoder.embed_tokens is model.shared and model.decoder.embed_tokens is model.shared
   assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
-  with torch.no_grad():  # RMSNorm scales start at 1: randomise them so a mix-up would show
+  _randomise(model)
+  return model.eval()
+
+
+def _randomise(model) -> None:
+  """RMSNorm scales start at 1: randomise them so a mix-up would show. Larger projections than
+  Hugging Face's initialisation keep a random model's greedy output from repeating one token;
+  queries keep their 1/sqrt(d_kv)-scaled initialisation so attention stays well conditioned
+  (with saturated softmaxes float32 itself differs from float64 by ~1e-4)."""
+  with torch.no_grad():
     for name, param in model.named_parameters():
       if "layer_norm" in name:
         param.uniform_(0.5, 1.5)
-  return model.eval()
+      elif param.ndim == 2 and not any(k in name for k in ("relative_attention_bias", "shared",
+                                                             ".q.")):
+        param.normal_(0.0, SCALE / param.shape[1] ** 0.5)
 
 
 def _batch(rng: np.random.RandomState, enc_len: int, dec_len: int):
@@ -78,6 +90,12 @@ def _ours(name: str, seed: int = 0):
   return hf_model, config, jax.tree.map(jnp.asarray, params), enc_len, dec_len
 
 
+def _forward(config):
+  """Jitted teacher-forced logits (op-by-op dispatch of the model is slow on CPU)."""
+  return jax.jit(lambda params, *args, **kwargs: model_lib.Transformer(config).apply(
+      {"params": params}, *args, enable_dropout=False, **kwargs))
+
+
 def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
   logp = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32))
   nll = -jnp.take_along_axis(logp, jnp.asarray(targets)[..., None], axis=-1)[..., 0]
@@ -89,8 +107,7 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
 def test_logits_and_loss_match_hf(name):
   hf_model, config, params, enc_len, dec_len = _ours(name)
   enc, tgt, dec_in = _batch(np.random.RandomState(1), enc_len, dec_len)
-  ours = np.asarray(model_lib.Transformer(config).apply(
-      {"params": params}, enc, dec_in, tgt, enable_dropout=False))
+  ours = np.asarray(_forward(config)(params, enc, dec_in, tgt))
   theirs = _hf_logits(hf_model, enc, dec_in)
   valid = tgt > 0
   diff = float(np.abs(ours - theirs)[valid].max())
@@ -145,7 +162,7 @@ def test_greedy_decode_matches_hf_generate(name):
 
 def test_packed_equals_separate():
   _, config, params, _, _ = _ours("dkv_ne_d_3x1")
-  model = model_lib.Transformer(config)
+  forward = _forward(config)
   rng = np.random.RandomState(3)
   lengths = [(11, 7), (9, 5)]  # (inputs, targets) per example
   singles = []
@@ -153,7 +170,7 @@ def test_packed_equals_separate():
     enc = rng.randint(2, VOCAB, size=(1, enc_len))
     tgt = rng.randint(2, VOCAB, size=(1, dec_len))
     dec_in = np.concatenate([np.zeros((1, 1), np.int64), tgt[:, :-1]], axis=1)
-    logits = model.apply({"params": params}, enc, dec_in, tgt, enable_dropout=False)
+    logits = forward(params, enc, dec_in, tgt)
     singles.append((enc, tgt, dec_in, np.asarray(logits)))
 
   def pack(index: int, pad: int):
@@ -167,12 +184,35 @@ def test_packed_equals_separate():
   enc, enc_seg, enc_pos = pack(0, 3)
   tgt, dec_seg, dec_pos = pack(1, 2)
   dec_in, _, _ = pack(2, 2)
-  packed = np.asarray(model.apply(
-      {"params": params}, enc, dec_in, tgt, encoder_segment_ids=enc_seg,
-      decoder_segment_ids=dec_seg, encoder_positions=enc_pos, decoder_positions=dec_pos,
-      enable_dropout=False))
+  packed = np.asarray(forward(
+      params, enc, dec_in, tgt, encoder_segment_ids=enc_seg, decoder_segment_ids=dec_seg,
+      encoder_positions=enc_pos, decoder_positions=dec_pos))
   start = 0
   for _, single_tgt, _, single_logits in singles:
     n = single_tgt.shape[1]
     np.testing.assert_allclose(packed[0, start:start + n], single_logits[0], atol=1e-5, rtol=1e-5)
     start += n
+
+
+def test_t5_v1_0_tied_scaled_logits_match_hf():
+  """logits_via_embedding: T5 v1.0's tied output layer with the d_model**-0.5 rescaling."""
+  torch.manual_seed(4)
+  hf_config = transformers.T5Config(vocab_size=VOCAB, d_model=32, num_heads=4, d_kv=8, d_ff=48,
+                                    num_layers=2, num_decoder_layers=2, dropout_rate=0.0,
+                                    feed_forward_proj="relu", tie_word_embeddings=True,
+                                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+  hf_model = transformers.T5ForConditionalGeneration(hf_config)
+  _randomise(hf_model)
+  hf_model.eval()
+  assert hf_model.lm_head.weight.data_ptr() == hf_model.shared.weight.data_ptr()
+  config = hf.t5config_from_hf(hf_model.config, dtype="float32")
+  assert config.logits_via_embedding and config.mlp_activations == ("relu",)
+  state = {k: v for k, v in hf_model.state_dict().items() if k != "lm_head.weight"}
+  params = jax.tree.map(jnp.asarray, hf.hf_state_dict_to_params(state, config))
+  assert "logits_dense" not in params["decoder"]
+  enc, tgt, dec_in = _batch(np.random.RandomState(5), 20, 10)
+  ours = np.asarray(_forward(config)(params, enc, dec_in, tgt))
+  theirs = _hf_logits(hf_model, enc, dec_in)
+  diff = float(np.abs(ours - theirs)[tgt > 0].max())
+  print(f"\nparity t5_v1_0_tied: max abs logit diff {diff:.3e}")
+  assert diff <= 1e-4
