@@ -1,0 +1,80 @@
+"""Where the data lives and which vocabulary the tasks use, resolved when tasks register.
+
+Why macros: `import xp3_tasks` registers its tasks, and which tasks exist depends on the data
+root's manifest, so the configuration must be readable *before* the package is imported. Gin
+macros need no imported configurable, so a T5X-style command can set them at parse time:
+
+  --gin.XP3_DATA_ROOT="'gs://bucket/xP3'"  --gin.XP3_VOCAB_PATH="'gs://.../sentencepiece.model'"
+
+Each setting is looked up as: gin macro, then environment variable of the same name, then the
+default. Settings (all strings):
+
+  XP3_DATA_ROOT     xP3 copy (<root>/<lang>/xp3_*.jsonl); default: the bundled sample.
+  XP3MT_DATA_ROOT   xP3mt copy; default: the bundled sample.
+  XP3X_DATA_ROOT    xP3x copy; default: the bundled sample.
+  XP3_MANIFEST, XP3MT_MANIFEST, XP3X_MANIFEST
+                    manifest of each root; default `<root>/manifest.json`.
+  XP3_VOCAB_PATH    SentencePiece model of every xP3 task; default: the bundled tiny model
+                    while XP3_DATA_ROOT is the bundled sample, otherwise mT5's
+                    (gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model).
+  XP3_SKIP_INVALID  "true": skip and count invalid lines instead of failing (default false).
+
+A root set to "" or "none" registers nothing for that collection.
+"""
+import dataclasses
+import os
+
+import gin
+
+from xp3_tasks import vocab
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+SAMPLE_ROOTS = {
+    "xp3": os.path.join(DATA_DIR, "xp3"),
+    "xp3mt": os.path.join(DATA_DIR, "xp3mt"),
+    "xp3x": os.path.join(DATA_DIR, "xp3x"),
+}
+COLLECTIONS = tuple(SAMPLE_ROOTS)
+
+
+def setting(name: str, default: str | None = None) -> str | None:
+  """Gin macro `name` if bound, else environment variable `name`, else `default`."""
+  try:
+    value = gin.query_parameter(f"%{name}")
+  except ValueError:
+    value = os.environ.get(name, default)
+  if value is not None and not isinstance(value, str):
+    raise TypeError(f"setting {name} must be a string, got {value!r}")
+  return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  roots: dict[str, str | None]        # collection -> data root (None: not registered)
+  manifests: dict[str, str | None]    # collection -> manifest path
+  vocab_path: str
+  skip_invalid: bool
+
+
+def _manifest_path(root: str) -> str:
+  sep = "" if root.endswith("/") else "/"
+  return f"{root}{sep}manifest.json" if "://" in root else os.path.join(root, "manifest.json")
+
+
+def resolve() -> Settings:
+  """The current settings (see the module docstring for the lookup order)."""
+  roots, manifests = {}, {}
+  for collection in COLLECTIONS:
+    upper = collection.upper()
+    root = setting(f"{upper}_DATA_ROOT", SAMPLE_ROOTS[collection])
+    roots[collection] = None if root is None or root.strip().lower() in ("", "none") else root
+    manifests[collection] = ((setting(f"{upper}_MANIFEST") or _manifest_path(root))
+                             if roots[collection] else None)
+  default_vocab = (vocab.SAMPLE_VOCAB_PATH if roots["xp3"] == SAMPLE_ROOTS["xp3"]
+                   else vocab.MT5_VOCAB_PATH)
+  skip = setting("XP3_SKIP_INVALID", "false").strip().lower()
+  if skip not in ("true", "false", "1", "0", "yes", "no"):
+    raise ValueError(f"XP3_SKIP_INVALID must be true or false, got {skip!r}")
+  return Settings(roots=roots, manifests=manifests,
+                  vocab_path=setting("XP3_VOCAB_PATH", default_vocab),
+                  skip_invalid=skip in ("true", "1", "yes"))

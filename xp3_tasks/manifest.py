@@ -1,0 +1,152 @@
+"""Builds and reads the manifest of an xP3 / xP3mt / xP3x copy.
+
+Why: registering thousands of tasks must not list (or open) a GCS bucket at import time. The
+manifest is built once per copy and lists every file with its language (the folder: for a
+cross-lingual dataset the release put the file in its target language's folder), dataset,
+subset, split, template, prompt language, cluster, size and example count; task registration
+and mixing rates read only this one JSON file.
+
+  python -m xp3_tasks.manifest --data_dir gs://bucket/xP3 [--output gs://bucket/xP3/manifest.json]
+      [--validate] [--skip_invalid] [--no_count] [--num_threads 16]
+
+By default examples are counted as non-blank lines (fast); `--validate` parses every record
+strictly instead (errors name file:line; with `--skip_invalid` bad lines are counted as
+skipped); `--no_count` records only byte sizes (mixing rates then use bytes). xP3x records
+carry their own metadata (`language`, `split`, `template`, `dataset`, `config`): the first
+record of each xP3x file is read to fill the manifest from it.
+"""
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import os
+import posixpath
+from typing import Any, Sequence
+
+from absl import logging
+import tensorflow as tf
+
+from xp3_tasks import catalog
+from xp3_tasks.manifest_file import FileEntry, Manifest, MANIFEST_NAME, read, write  # noqa: F401  (read: re-exported)
+from xp3_tasks import sources
+
+XP3X_FIELDS = ("language", "split", "template", "dataset", "config")
+
+
+def _join(root: str, *parts: str) -> str:
+  return posixpath.join(root, *parts) if "://" in root else os.path.join(root, *parts)
+
+
+def _is_dir(path: str) -> bool:
+  return tf.io.gfile.isdir(path)
+
+
+def _count(path: str, validate: bool, skip_invalid: bool,
+           extra_fields: Sequence[str]) -> tuple[int, int]:
+  """(valid examples, skipped lines) of one file."""
+  if not validate:
+    count = 0
+    with tf.io.gfile.GFile(path, "rb") as f:
+      for raw in f:
+        count += bool(raw.strip())
+    return count, 0
+  before = sum(sources.skipped_counts().get(path, {}).values())
+  count = sum(1 for _ in sources.iter_records(path, skip_invalid=skip_invalid,
+                                              extra_fields=extra_fields))
+  return count, sum(sources.skipped_counts().get(path, {}).values()) - before
+
+
+def _first_record(path: str) -> dict[str, Any]:
+  with tf.io.gfile.GFile(path, "rb") as f:
+    for line_number, raw in enumerate(f, start=1):
+      if raw.strip():
+        try:
+          return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+          raise sources.InvalidRecordError(f"{path}:{line_number}: {e}") from None
+  return {}
+
+
+def _describe(root: str, language: str, name: str, count: bool, validate: bool,
+              skip_invalid: bool) -> FileEntry:
+  path = _join(root, language, name)
+  num_bytes = tf.io.gfile.stat(path).length
+  extra: tuple[str, ...] = ()
+  metadata = None
+  if name == f"merged_{language}.jsonl":
+    parsed = None
+  else:
+    parsed = catalog.parse_file_name(name)
+    first = _first_record(path)
+    extra = tuple(field for field in XP3X_FIELDS if field in first)
+    if extra:
+      metadata = {field: str(first[field]) for field in extra}
+  num_examples, num_skipped = (_count(path, validate, skip_invalid, extra) if count
+                               else (None, 0))
+  return FileEntry(
+      path=f"{language}/{name}", language=language,
+      kind="merged" if parsed is None else "prompt",
+      dataset=parsed and parsed.dataset, dataset_hf=parsed and parsed.dataset_hf,
+      subset=parsed and parsed.subset, split=parsed and parsed.split,
+      template=parsed and parsed.template,
+      prompt_language=parsed and parsed.prompt_language, cluster=parsed and parsed.cluster,
+      num_bytes=num_bytes, num_examples=num_examples, num_skipped=num_skipped,
+      extra_fields=extra, record_metadata=metadata)
+
+
+def build(data_dir: str, *, count: bool = True, validate: bool = False,
+          skip_invalid: bool = False, num_threads: int = 8) -> Manifest:
+  """Scans `<data_dir>/<lang>/*.jsonl` (local or gs://) into a Manifest."""
+  if not _is_dir(data_dir):
+    raise FileNotFoundError(f"--data_dir {data_dir!r} is not a directory")
+  jobs = []
+  for entry in sorted(tf.io.gfile.listdir(data_dir)):
+    language = entry.rstrip("/")
+    if not _is_dir(_join(data_dir, language)):
+      continue
+    for name in sorted(tf.io.gfile.listdir(_join(data_dir, language))):
+      if name.endswith(".jsonl"):
+        jobs.append((language, name))
+  if not jobs:
+    raise FileNotFoundError(f"no <lang>/*.jsonl files under {data_dir!r}")
+  with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
+    files = list(pool.map(lambda job: _describe(data_dir, job[0], job[1], count, validate,
+                                                skip_invalid), jobs))
+  unknown = sorted({f.dataset for f in files if f.cluster == "unknown"})
+  if unknown:
+    logging.warning("Datasets not in the catalog (cluster 'unknown'): %s", ", ".join(unknown))
+  return Manifest(data_root=data_dir, files=tuple(files))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(
+      description="Build the manifest (files, languages, counts) of an xP3 copy.")
+  parser.add_argument("--data_dir", required=True,
+                      help="root holding <lang>/xp3_*.jsonl and <lang>/merged_<lang>.jsonl")
+  parser.add_argument("--output", default=None,
+                      help=f"where to write (default: <data_dir>/{MANIFEST_NAME})")
+  parser.add_argument("--validate", action="store_true",
+                      help="parse every record strictly instead of counting lines")
+  parser.add_argument("--skip_invalid", action="store_true",
+                      help="with --validate: skip and count invalid lines instead of failing")
+  parser.add_argument("--no_count", action="store_true",
+                      help="record byte sizes only (no reading of file contents)")
+  parser.add_argument("--num_threads", type=int, default=8)
+  parser.add_argument("--relative_root", action="store_true",
+                      help="store data_root as '.' (for a manifest shipped beside its data)")
+  args = parser.parse_args(argv)
+  manifest = build(args.data_dir, count=not args.no_count, validate=args.validate,
+                   skip_invalid=args.skip_invalid, num_threads=args.num_threads)
+  if args.relative_root:
+    manifest = dataclasses.replace(manifest, data_root=".")
+  output = args.output or _join(args.data_dir, MANIFEST_NAME)
+  write(manifest, output)
+  skipped = sum(f.num_skipped for f in manifest.files)
+  examples = sum(f.num_examples or 0 for f in manifest.files if f.kind == "prompt")
+  print(f"wrote {output}: {len(manifest.files)} files, {len(manifest.languages())} languages, "
+        f"{examples} examples in prompt files" + (f", {skipped} invalid lines skipped"
+                                                  if skipped else ""))
+
+
+if __name__ == "__main__":
+  main()
