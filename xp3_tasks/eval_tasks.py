@@ -1,0 +1,385 @@
+"""The paper's zero-shot held-out evaluation as SeqIO rank-classification tasks.
+
+One task per (dataset, config, prompt), named `<dataset>_<config>_<prompt id>` (all lower case,
+[a-z0-9_]), e.g. `xnli_sw_gpt_3_style`, `xcopa_zh_best_option`, `xwinograd_jp_replace`,
+`anli_r1_can_we_infer`, `super_glue_cb_mnli_crowdsource`, `winogrande_xl_true_or_false`,
+`story_cloze_2016_generate_ending`. `dataset` and `config` are the paper table's (RECIPE.md
+section 4, `paper_results.md`): `config` is the language code for the multilingual sets and the
+subset for the English ones (anli r1-r3; super_glue cb, rte, copa; winogrande xl; story_cloze 2016).
+
+Each task reads the dataset's own JSON-lines form from `<root>/<dataset>/<config>/<split>.jsonl`
+(root: `eval_data_dir()`, gin-configurable, local or gs://; default: the samples bundled under
+`xp3_tasks/data/eval`, written for this project), renders one prompt (`eval_prompts.py`) and emits
+one row per answer choice, the layout of T5's `rank_classification` preprocessor (which SeqIO
+0.0.20 does not ship, hence `rank_classification_rows` here):
+
+  inputs          the prompt, tokenised without EOS (the paper's protocol)
+  targets         one answer choice, tokenised with EOS
+  idx             int64 [2]: (example id, choice index); the example id is a stable 63-bit hash of
+                  the task name and the example's line index, unique across tasks and hosts
+  is_correct      bool: this choice is the gold answer
+  example_index   int32: the example's position in its file (for per-example reports)
+
+Score with the sum of target log-probabilities (no length normalisation); the task's
+`score_metric_fns` turn those scores into accuracy (percent). Feature lengths are the caller's:
+the paper truncated inputs to 512 tokens for mT0 (`EVAL_TASK_FEATURE_LENGTHS`).
+
+Task metadata (dataset, config, language, prompt, paper prompt name, split, L1/L2 group) is in
+`TASK_INFOS` and queryable with `find_tasks(...)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import gin
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from xp3_tasks import config
+from xp3_tasks import eval_prompts
+from xp3_tasks import languages
+from xp3_tasks import metrics
+from xp3_tasks import vocab
+
+DEFAULT_EVAL_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "eval")
+
+# The paper's evaluation protocol: inputs truncated to 512 tokens for mT0; answer choices are short.
+EVAL_TASK_FEATURE_LENGTHS = {"inputs": 512, "targets": 128}
+
+# An evaluation language among xP3's 46 language folders (`languages.py`) was seen during xP3
+# finetuning: group "L1"; one outside them was not: "L2". mT5 pretraining saw all of them, so the
+# split is by finetuning data, as the paper's seen/unseen-language analysis.
+XP3_LANGUAGES = frozenset(languages.languages())
+
+# Dataset configs whose name is not the ISO 639-1 code of their language.
+_CONFIG_LANGUAGE = {"jp": "ja"}
+
+
+@gin.configurable(module="xp3_tasks")
+def eval_data_dir(path: str | None = None) -> str:
+  """Root of the evaluation data (`<root>/<dataset>/<config>/<split>.jsonl`), local or gs://.
+
+  Looked up when a dataset is built, not at import: the binding
+  `xp3_tasks.eval_data_dir.path = "gs://bucket/xmtf_eval"`, else the gin macro or environment
+  variable `XP3_EVAL_DATA_ROOT` (as the training roots of config.py), else the bundled samples.
+  """
+  return path or config.setting("XP3_EVAL_DATA_ROOT") or DEFAULT_EVAL_DATA_DIR
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the datasets' own JSON-lines forms, strictly.
+
+class EvalDataError(ValueError):
+  """A malformed evaluation record; the message names the file and line."""
+
+
+def _field(record: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
+  if name not in record:
+    raise EvalDataError(f"{where}: missing field {name!r} (fields: {sorted(record)})")
+  value = record[name]
+  if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    value = int(value)  # Winogrande/XWinograd store the answer as "1"/"2".
+  if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+    raise EvalDataError(f"{where}: field {name!r} must be {kind.__name__}, got {value!r}")
+  return value
+
+
+def _label(record: Mapping[str, Any], name: str, allowed: Sequence[int], where: str) -> int:
+  value = _field(record, name, int, where)
+  if value not in allowed:
+    raise EvalDataError(f"{where}: field {name!r} must be one of {list(allowed)}, got {value!r} "
+                        "(unlabelled test examples cannot be scored)")
+  return value
+
+
+def _nli3(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+  """XNLI / ANLI: label 0 entailment, 1 neutral, 2 contradiction (kept as is)."""
+  return {"premise": _field(record, "premise", str, where),
+          "hypothesis": _field(record, "hypothesis", str, where),
+          "label": _label(record, "label", (0, 1, 2), where)}
+
+
+# CB orders its labels entailment, contradiction, neutral; prompts use entailment, neutral,
+# contradiction.
+_CB_TO_NLI3 = {0: 0, 1: 2, 2: 1}
+
+
+def _cb(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+  out = _nli3(record, where)
+  out["label"] = _CB_TO_NLI3[out["label"]]
+  return out
+
+
+def _rte(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+  """RTE: label 0 entailment, 1 not entailment."""
+  return {"premise": _field(record, "premise", str, where),
+          "hypothesis": _field(record, "hypothesis", str, where),
+          "label": _label(record, "label", (0, 1), where)}
+
+
+def _copa(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+  question = _field(record, "question", str, where)
+  if question not in ("cause", "effect"):
+    raise EvalDataError(f"{where}: field 'question' must be 'cause' or 'effect', got {question!r}")
+  return {"premise": _field(record, "premise", str, where),
+          "choice1": _field(record, "choice1", str, where),
+          "choice2": _field(record, "choice2", str, where),
+          "question": question,
+          "label": _label(record, "label", (0, 1), where)}
+
+
+def _story(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+  """(X)StoryCloze: four sentences, two endings, answer_right_ending 1 | 2."""
+  return {"sentences": [_field(record, f"input_sentence_{i}", str, where) for i in range(1, 5)],
+          "endings": [_field(record, "sentence_quiz1", str, where),
+                      _field(record, "sentence_quiz2", str, where)],
+          "label": _label(record, "answer_right_ending", (1, 2), where) - 1}
+
+
+def _winograd(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+  """XWinograd / Winogrande: a sentence with one '_' blank, answer "1" | "2"."""
+  sentence = _field(record, "sentence", str, where)
+  if "_" not in sentence:
+    raise EvalDataError(f"{where}: field 'sentence' has no '_' blank: {sentence!r}")
+  return {"sentence": sentence,
+          "option1": _field(record, "option1", str, where),
+          "option2": _field(record, "option2", str, where),
+          "label": _label(record, "answer", (1, 2), where) - 1}
+
+
+def read_jsonl_records(path: str,
+                       normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+  """Reads and validates every line of `path` (local or gs://); errors name file and line.
+
+  Blank lines are skipped; anything else that is not a valid record is an error, never dropped.
+  """
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "
+        "`xp3_tasks.eval_data_dir.path` to a directory holding <dataset>/<config>/<split>.jsonl)")
+  with tf.io.gfile.GFile(path, "rb") as f:
+    raw_lines = f.read().split(b"\n")
+  records = []
+  for number, raw in enumerate(raw_lines, start=1):
+    where = f"{path}:{number}"
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise EvalDataError(f"{where}: invalid UTF-8 ({e})") from None
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise EvalDataError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(record, dict):
+      raise EvalDataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    records.append(normalise(record, where))
+  if not records:
+    raise EvalDataError(f"{path}: no examples")
+  return records
+
+
+# --------------------------------------------------------------------------------------------
+# The catalog: which (dataset, config) pairs the paper evaluated, their split and record shape.
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+  """A group of (dataset, config) pairs sharing split, record form and prompts."""
+  dataset: str
+  configs: tuple[str, ...]
+  split: str
+  family: str                     # prompt family of eval_prompts
+  normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
+  english: bool = False           # configs are subsets of an English dataset, not languages
+
+
+EVAL_SETS: tuple[EvalSet, ...] = (
+    EvalSet("xnli", tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()), "validation",
+            "nli3", _nli3),
+    EvalSet("xcopa", tuple("et ht id it qu sw ta th tr vi zh".split()), "validation", "copa",
+            _copa),
+    EvalSet("xstory_cloze", tuple("ar es eu hi id my ru sw te zh".split()), "validation", "story",
+            _story),
+    EvalSet("xwinograd", tuple("en fr jp pt ru zh".split()), "test", "winograd", _winograd),
+    EvalSet("anli", ("r1", "r2", "r3"), "validation", "nli3", _nli3, english=True),
+    EvalSet("super_glue", ("cb",), "validation", "nli3", _cb, english=True),
+    EvalSet("super_glue", ("rte",), "validation", "nli2", _rte, english=True),
+    EvalSet("super_glue", ("copa",), "validation", "copa", _copa, english=True),
+    EvalSet("winogrande", ("xl",), "validation", "winograd", _winograd, english=True),
+    EvalSet("story_cloze", ("2016",), "validation", "story", _story, english=True),
+)
+
+# Seqio evaluators ask every task for one split; the XWinograd tasks answer 'validation' too
+# (their only split is 'test'; TaskInfo.split keeps the real name).
+EVAL_SPLIT = "validation"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+  """Metadata of one evaluation task."""
+  task_name: str
+  dataset: str          # paper table name: xnli, xcopa, xstory_cloze, xwinograd, anli, ...
+  config: str           # paper table row: language code, or subset (r1, cb, xl, 2016)
+  language: str         # ISO 639-1 code of the text ('en' for the English sets)
+  prompt: str           # prompt id (in the task name)
+  paper_prompt: str     # promptsource name of the paper's prompt it stands for
+  split: str            # the dataset's split the file holds
+  group: str            # "L1" (language in xP3) or "L2" (not)
+  num_choices: int
+
+  def data_path(self, root: str | None = None) -> str:
+    return os.path.join(root or eval_data_dir(), self.dataset, self.config, f"{self.split}.jsonl")
+
+
+TASK_INFOS: dict[str, TaskInfo] = {}
+
+
+def task_name(dataset: str, config: str, prompt_id: str) -> str:
+  return f"{dataset}_{config}_{prompt_id}".lower()
+
+
+def example_uid(name: str, index: int) -> int:
+  """A stable, non-negative 63-bit id for example `index` of task `name` (same on every host)."""
+  digest = hashlib.blake2b(f"{name}\x00{index}".encode("utf-8"), digest_size=8).digest()
+  return int.from_bytes(digest, "big") >> 1
+
+
+def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, normalise, root: str | None
+                       ) -> dict[str, np.ndarray]:
+  """Renders every example of the task's file with its prompt (Python: prompts hold logic)."""
+  path = info.data_path(root)
+  inputs, choices, labels = [], [], []
+  for number, record in enumerate(read_jsonl_records(path, normalise)):
+    text, options, label = prompt(record)
+    if len(options) != info.num_choices or not 0 <= label < len(options):
+      raise EvalDataError(f"{path}: example {number}: prompt {prompt.id!r} gave {len(options)} "
+                          f"choices and label {label}; expected {info.num_choices} choices")
+    inputs.append(text)
+    choices.append(options)
+    labels.append(label)
+  return {
+      "inputs": np.array(inputs, dtype=object),
+      "choices": np.array(choices, dtype=object).reshape(len(choices), info.num_choices),
+      "label": np.array(labels, dtype=np.int32),
+      "idx": np.array([example_uid(info.task_name, i) for i in range(len(inputs))], np.int64),
+      "example_index": np.arange(len(inputs), dtype=np.int32),
+  }
+
+
+def _dataset_fn(info: TaskInfo, prompt: eval_prompts.Prompt, normalise):
+  def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+    del split  # every split name of the task reads the one file
+    ds = tf.data.Dataset.from_tensor_slices(_prompted_examples(info, prompt, normalise, None))
+    if shuffle_files:
+      ds = ds.shuffle(1 << 16, seed=seed)
+    return ds
+  return dataset_fn
+
+
+def rank_classification_rows(ds: tf.data.Dataset) -> tf.data.Dataset:
+  """One row per answer choice: (inputs, targets=choice, idx=(id, choice), is_correct).
+
+  Input examples hold `inputs`, `choices` [k], `label`, `idx` (example id) and `example_index`;
+  all choices of an example stay on the host that reads the example.
+  """
+  def expand(ex: Mapping[str, tf.Tensor]) -> tf.data.Dataset:
+    k = tf.shape(ex["choices"])[0]
+    choice_index = tf.range(k, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices({
+        "inputs": tf.fill([k], ex["inputs"]),
+        "targets": ex["choices"],
+        "idx": tf.stack([tf.fill([k], ex["idx"]), choice_index], axis=1),
+        "is_correct": tf.equal(choice_index, tf.cast(ex["label"], tf.int64)),
+        "example_index": tf.fill([k], ex["example_index"]),
+    })
+  return ds.flat_map(expand)
+
+
+def output_features() -> dict[str, seqio.Feature]:
+  """Inputs without EOS, targets (choices) with EOS: the paper's rank-classification protocol."""
+  vocabulary = vocab.get_vocabulary(config.resolve().vocab_path)  # the training tasks' vocabulary
+  return {"inputs": seqio.Feature(vocabulary, add_eos=False, required=True),
+          "targets": seqio.Feature(vocabulary, add_eos=True)}
+
+
+def register_eval_tasks() -> list[str]:
+  """Registers every evaluation task (idempotent); returns the names in catalog order."""
+  names = []
+  features = output_features()
+  for eval_set in EVAL_SETS:
+    prompts = eval_prompts.prompts_for(eval_set.family)
+    for config in eval_set.configs:
+      language = "en" if eval_set.english else _CONFIG_LANGUAGE.get(config, config)
+      for prompt in prompts:
+        name = task_name(eval_set.dataset, config, prompt.id)
+        num_choices = len(prompt(_EXAMPLE_RECORDS[eval_set.family])[1])
+        info = TaskInfo(name, eval_set.dataset, config, language, prompt.id, prompt.paper_name,
+                        eval_set.split, "L1" if language in XP3_LANGUAGES else "L2", num_choices)
+        names.append(name)
+        if name in TASK_INFOS:
+          continue
+        splits = sorted({eval_set.split, EVAL_SPLIT})
+        seqio.TaskRegistry.add(
+            name,
+            source=seqio.FunctionDataSource(_dataset_fn(info, prompt, eval_set.normalise),
+                                            splits=splits, caching_permitted=False),
+            preprocessors=[rank_classification_rows, seqio.preprocessors.tokenize,
+                           seqio.preprocessors.append_eos_after_trim],
+            output_features=features,
+            postprocess_fn=metrics.rank_classification_postprocessor,
+            metric_fns=[metrics.rank_classification_accuracy])
+        TASK_INFOS[name] = info
+  return names
+
+
+# One record per family: used to learn a prompt's number of choices without reading data.
+_EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
+    "nli3": {"premise": "p", "hypothesis": "h", "label": 0},
+    "nli2": {"premise": "p", "hypothesis": "h", "label": 0},
+    "copa": {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 0},
+    "story": {"sentences": ["a", "b", "c", "d"], "endings": ["e", "f"], "label": 0},
+    "winograd": {"sentence": "_", "option1": "a", "option2": "b", "label": 0},
+}
+
+
+def get_task_info(name: str) -> TaskInfo:
+  """Metadata of evaluation task `name`; the error suggests close names."""
+  if name not in TASK_INFOS:
+    import difflib  # pylint: disable=g-import-not-at-top
+    close = difflib.get_close_matches(name, TASK_INFOS, n=5)
+    raise KeyError(f"{name!r} is not an evaluation task" + (f"; close: {close}" if close else ""))
+  return TASK_INFOS[name]
+
+
+def find_tasks(*, dataset: str | None = None, config: str | None = None,
+               language: str | None = None, prompt: str | None = None, group: str | None = None,
+               bundled_only: bool = False) -> list[str]:
+  """Names of the evaluation tasks matching every given attribute (catalog order).
+
+  `bundled_only` keeps tasks whose data ships in the package (the default root's files).
+  """
+  wanted = {"dataset": dataset, "config": config, "language": language, "prompt": prompt,
+            "group": group}
+  out = []
+  for name, info in TASK_INFOS.items():
+    if any(v is not None and getattr(info, k) != v for k, v in wanted.items()):
+      continue
+    if bundled_only and not os.path.exists(info.data_path(DEFAULT_EVAL_DATA_DIR)):
+      continue
+    out.append(name)
+  return out
+
+
+def datasets() -> list[str]:
+  """The evaluation datasets in catalog order."""
+  return list(dict.fromkeys(s.dataset for s in EVAL_SETS))
+
+
+ALL_EVAL_TASKS = register_eval_tasks()

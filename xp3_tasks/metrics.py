@@ -1,0 +1,157 @@
+"""Rank-classification accuracy and the paper's aggregation of it.
+
+Per task (one dataset, config and prompt): each example's prediction is the answer choice with the
+highest score (sum of its token log-probabilities, no length normalisation); accuracy is the share
+of examples whose predicted choice is the gold one, in percent as the paper reports it.
+Per (dataset, config): the median over its prompts. Per dataset: the mean over its configs.
+
+The seqio hooks (`rank_classification_postprocessor`, `rank_classification_accuracy`) are what the
+evaluation tasks register; `prompt_accuracy`, `table_rows` and `dataset_rows` are for evaluators
+and reports that hold scores or per-task accuracies themselves.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import statistics
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+def rank_classification_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
+                                      is_target: bool = False) -> Any:
+  """Targets become (example id, choice index, is_correct); model outputs pass through.
+
+  Seqio calls this on the decoded target of every row with the row's pre-conversion features.
+  """
+  if not is_target:
+    return output
+  if example is None or "idx" not in example or "is_correct" not in example:
+    raise ValueError("rank_classification_postprocessor: the example must carry 'idx' "
+                     "(example id, choice index) and 'is_correct'")
+  example_id, choice = (int(v) for v in np.asarray(example["idx"]).reshape(-1)[:2])
+  return example_id, choice, bool(example["is_correct"])
+
+
+def prompt_accuracy(example_ids: Sequence[int], choice_ids: Sequence[int],
+                    is_correct: Sequence[bool], scores: Sequence[float]) -> float:
+  """Accuracy (percent) of rank classification over rows (one row per answer choice).
+
+  Rows are grouped by example id; the prediction is the highest-scoring choice (the lowest choice
+  index on ties). Every example must have exactly one correct choice.
+  """
+  if not len(example_ids) == len(choice_ids) == len(is_correct) == len(scores):
+    raise ValueError(f"prompt_accuracy: lengths differ: {len(example_ids)} ids, "
+                     f"{len(choice_ids)} choices, {len(is_correct)} is_correct, {len(scores)} scores")
+  if not len(scores):
+    raise ValueError("prompt_accuracy: no rows")
+  best: dict[int, tuple[float, int, bool]] = {}
+  num_correct: collections.Counter = collections.Counter()
+  for example_id, choice, correct, score in zip(example_ids, choice_ids, is_correct, scores):
+    example_id, choice, correct, score = int(example_id), int(choice), bool(correct), float(score)
+    num_correct[example_id] += correct
+    current = best.get(example_id)
+    # Higher score wins; on a tie the lower choice index.
+    if current is None or (score, -choice) > (current[0], -current[1]):
+      best[example_id] = (score, choice, correct)
+  bad = [e for e in best if num_correct[e] != 1]
+  if bad:
+    raise ValueError(f"prompt_accuracy: {len(bad)} example(s) without exactly one correct choice "
+                     f"(e.g. id {bad[0]}: {num_correct[bad[0]]} correct)")
+  return 100.0 * sum(correct for _, _, correct in best.values()) / len(best)
+
+
+def rank_classification_accuracy(targets: Sequence[tuple[int, int, bool]],
+                                 scores: Sequence[float]) -> dict[str, float]:
+  """Seqio score metric: {'accuracy': percent} from postprocessed targets and row scores."""
+  if len(targets) != len(scores):
+    raise ValueError(f"rank_classification_accuracy: {len(targets)} targets, {len(scores)} scores")
+  ids, choices, correct = zip(*targets) if targets else ((), (), ())
+  scores = [float(np.sum(s)) for s in scores]  # a per-token score vector sums to the total
+  return {"accuracy": prompt_accuracy(ids, choices, correct, scores)}
+
+
+def median_over_prompts(prompt_accuracies: Mapping[str, float] | Sequence[float]) -> float:
+  """The paper's score of one (dataset, config): the median of its prompts' accuracies."""
+  values = list(prompt_accuracies.values() if isinstance(prompt_accuracies, Mapping)
+                else prompt_accuracies)
+  if not values:
+    raise ValueError("median_over_prompts: no accuracies")
+  return float(statistics.median(values))
+
+
+def mean_over_configs(accuracies: Mapping[str, float] | Sequence[float]) -> float:
+  """The paper's score of a dataset: the mean over its languages (configs)."""
+  values = list(accuracies.values() if isinstance(accuracies, Mapping) else accuracies)
+  if not values:
+    raise ValueError("mean_over_configs: no accuracies")
+  return float(statistics.fmean(values))
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRow:
+  """One row of the per-language table: a (dataset, config) with its prompts' accuracies."""
+  dataset: str
+  config: str                      # language code, or subset for English sets (r1, cb, xl, 2016)
+  language: str
+  group: str                       # "L1" (language in xP3) or "L2"
+  median_accuracy: float
+  prompt_accuracies: dict[str, float]   # prompt id -> accuracy (percent)
+  paper_accuracy: float | None = None   # the paper's number for the model size, if known
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetRow:
+  """A dataset's mean over the configs evaluated, with the paper's mean over the same configs."""
+  dataset: str
+  mean_accuracy: float
+  configs: tuple[str, ...]
+  paper_mean: float | None = None
+
+
+def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = None
+               ) -> list[TableRow]:
+  """Per-(dataset, config) rows from {evaluation task name: accuracy}, in catalog order.
+
+  `model_size` ('small'...'xxl', or a paper model name) fills `paper_accuracy`.
+  """
+  # Imported here: eval_tasks registers tasks whose metric functions live in this module.
+  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import paper_results  # pylint: disable=g-import-not-at-top
+
+  grouped: dict[tuple[str, str], dict[str, float]] = {}
+  infos = {}
+  for name, accuracy in task_accuracies.items():
+    info = eval_tasks.get_task_info(name)
+    key = (info.dataset, info.config)
+    grouped.setdefault(key, {})[info.prompt] = float(accuracy)
+    infos[key] = info
+  catalog = {k: i for i, k in enumerate(dict.fromkeys(
+      (info.dataset, info.config) for info in eval_tasks.TASK_INFOS.values()))}
+  keys = sorted(grouped, key=catalog.__getitem__)
+  rows = []
+  for key in keys:
+    info = infos[key]
+    paper = (paper_results.paper_accuracy(model_size, info.dataset, info.config)
+             if model_size else None)
+    rows.append(TableRow(info.dataset, info.config, info.language, info.group,
+                         median_over_prompts(grouped[key]), dict(grouped[key]), paper))
+  return rows
+
+
+def dataset_rows(rows: Sequence[TableRow], model_size: str | None = None) -> list[DatasetRow]:
+  """Per-dataset means of `table_rows` output (first-seen order), paper means over the same configs."""
+  from xp3_tasks import paper_results  # pylint: disable=g-import-not-at-top
+
+  by_dataset: dict[str, list[TableRow]] = {}
+  for row in rows:
+    by_dataset.setdefault(row.dataset, []).append(row)
+  out = []
+  for dataset, members in by_dataset.items():
+    configs = tuple(r.config for r in members)
+    paper = (paper_results.paper_average(model_size, dataset, list(configs))
+             if model_size else None)
+    out.append(DatasetRow(dataset, mean_over_configs([r.median_accuracy for r in members]),
+                          configs, paper))
+  return out
