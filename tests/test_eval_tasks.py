@@ -10,6 +10,7 @@ import seqio
 from xp3_tasks import eval_mixtures
 from xp3_tasks import eval_prompts
 from xp3_tasks import eval_tasks
+from xp3_tasks import metrics
 from xp3_tasks import vocab
 
 LENGTHS = {"inputs": 512, "targets": 32}
@@ -273,3 +274,28 @@ def test_every_bundled_file_reads():
                                             normalise)
     assert 8 <= len(records) <= 12
     assert len({r["label"] for r in records}) > 1  # both/all answers occur
+
+
+def test_seqio_evaluator_with_a_score_fn():
+  """The path EVAL wires: seqio.Evaluator feeds row scores to the tasks' score metric."""
+  _sample_vocab_or_skip("xwinograd_jp_replace")
+  tasks = ["xcopa_zh_best_option", "xwinograd_jp_replace"]
+  if "test_eval_evaluator" not in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.add("test_eval_evaluator", tasks, default_rate=1.0)
+  evaluator = seqio.Evaluator("test_eval_evaluator",
+                              feature_converter=seqio.EncDecFeatureConverter(pack=False),
+                              eval_split="validation", use_cached=False, sequence_length=None)
+
+  def score_fn(ds, model_feature_shapes=None):  # prefers the shorter choice
+    del model_feature_shapes
+    return [(int(i), -float((ex["decoder_target_tokens"] > 0).sum()))
+            for i, ex in ds.as_numpy_iterator()]
+
+  results = evaluator.evaluate(compute_metrics=True, score_fn=score_fn,
+                               predict_fn=lambda ds, shapes=None: [])[0].result()
+  for name in tasks:
+    rows = _rows(name)
+    scores = [-float(len(r["targets"])) for r in rows]
+    expected = metrics.prompt_accuracy([r["idx"][0] for r in rows], [r["idx"][1] for r in rows],
+                                       [r["is_correct"] for r in rows], scores)
+    assert results[name]["accuracy"] == pytest.approx(expected)

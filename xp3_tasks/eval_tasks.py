@@ -251,10 +251,10 @@ def example_uid(name: str, index: int) -> int:
   return int.from_bytes(digest, "big") >> 1
 
 
-def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, normalise, root: str | None
+def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, normalise
                        ) -> dict[str, np.ndarray]:
   """Renders every example of the task's file with its prompt (Python: prompts hold logic)."""
-  path = info.data_path(root)
+  path = info.data_path()
   inputs, choices, labels = [], [], []
   for number, record in enumerate(read_jsonl_records(path, normalise)):
     text, options, label = prompt(record)
@@ -276,7 +276,7 @@ def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, normalise, r
 def _dataset_fn(info: TaskInfo, prompt: eval_prompts.Prompt, normalise):
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del split  # every split name of the task reads the one file
-    ds = tf.data.Dataset.from_tensor_slices(_prompted_examples(info, prompt, normalise, None))
+    ds = tf.data.Dataset.from_tensor_slices(_prompted_examples(info, prompt, normalise))
     if shuffle_files:
       ds = ds.shuffle(1 << 16, seed=seed)
     return ds
@@ -309,18 +309,28 @@ def output_features() -> dict[str, seqio.Feature]:
           "targets": seqio.Feature(vocabulary, add_eos=True)}
 
 
+# One record per family: used to learn a prompt's number of choices without reading data.
+_EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
+    "nli3": {"premise": "p", "hypothesis": "h", "label": 0},
+    "nli2": {"premise": "p", "hypothesis": "h", "label": 0},
+    "copa": {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 0},
+    "story": {"sentences": ["a", "b", "c", "d"], "endings": ["e", "f"], "label": 0},
+    "winograd": {"sentence": "_", "option1": "a", "option2": "b", "label": 0},
+}
+
+
 def register_eval_tasks() -> list[str]:
   """Registers every evaluation task (idempotent); returns the names in catalog order."""
   names = []
   features = output_features()
   for eval_set in EVAL_SETS:
     prompts = eval_prompts.prompts_for(eval_set.family)
-    for config in eval_set.configs:
-      language = "en" if eval_set.english else _CONFIG_LANGUAGE.get(config, config)
+    for config_name in eval_set.configs:
+      language = "en" if eval_set.english else _CONFIG_LANGUAGE.get(config_name, config_name)
       for prompt in prompts:
-        name = task_name(eval_set.dataset, config, prompt.id)
+        name = task_name(eval_set.dataset, config_name, prompt.id)
         num_choices = len(prompt(_EXAMPLE_RECORDS[eval_set.family])[1])
-        info = TaskInfo(name, eval_set.dataset, config, language, prompt.id, prompt.paper_name,
+        info = TaskInfo(name, eval_set.dataset, config_name, language, prompt.id, prompt.paper_name,
                         eval_set.split, "L1" if language in XP3_LANGUAGES else "L2", num_choices)
         names.append(name)
         if name in TASK_INFOS:
@@ -337,16 +347,6 @@ def register_eval_tasks() -> list[str]:
             metric_fns=[metrics.rank_classification_accuracy])
         TASK_INFOS[name] = info
   return names
-
-
-# One record per family: used to learn a prompt's number of choices without reading data.
-_EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
-    "nli3": {"premise": "p", "hypothesis": "h", "label": 0},
-    "nli2": {"premise": "p", "hypothesis": "h", "label": 0},
-    "copa": {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 0},
-    "story": {"sentences": ["a", "b", "c", "d"], "endings": ["e", "f"], "label": 0},
-    "winograd": {"sentence": "_", "option1": "a", "option2": "b", "label": 0},
-}
 
 
 def get_task_info(name: str) -> TaskInfo:
