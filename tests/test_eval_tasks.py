@@ -42,8 +42,9 @@ WINO = {"sentence": "Ann thanked Bea because _ helped.", "option1": "Ann", "opti
 
 def test_prompt_strings_and_choices():
   gpt3 = eval_prompts.NLI3_PROMPTS[0]
-  assert gpt3(NLI) == ("The cat sleeps.\nQuestion: An animal rests. Is that True, False or Neither?",
-                       ["True", "Neither", "False"], 1)
+  assert gpt3(NLI) == (
+      "The cat sleeps.\nQuestion: An animal rests. Is that True, False or Neither?",
+      ["True", "Neither", "False"], 1)
   assert eval_prompts.NLI2_PROMPTS[2]({**NLI, "label": 0}) == (
       'Given that The cat sleeps. Can we conclude that "An animal rests."? Yes or no?',
       ["Yes", "No"], 0)
@@ -89,7 +90,8 @@ def test_task_catalog_names_and_metadata():
   assert (info.dataset, info.config, info.language, info.split, info.group, info.num_choices) == (
       "xwinograd", "jp", "ja", "test", "L2", 2)
   assert eval_tasks.get_task_info("xnli_sw_can_we_infer").group == "L1"
-  assert eval_tasks.get_task_info("super_glue_rte_guaranteed_true").paper_prompt == "guaranteed true"
+  rte = eval_tasks.get_task_info("super_glue_rte_guaranteed_true")
+  assert rte.paper_prompt == "guaranteed true"
   assert eval_tasks.get_task_info("anli_r2_gpt_3_style").language == "en"
   assert len(eval_tasks.find_tasks(dataset="xcopa", language="sw")) == 5
   assert set(eval_tasks.find_tasks(language="sw")) == {
@@ -212,8 +214,8 @@ def _write(path, lines):
 
 def test_data_root_is_configurable(tmp_path):
   _sample_vocab_or_skip("xcopa_qu_best_option")
-  record = {"premise": "Wasi ruphaykun.", "choice1": "Inti lluqsirqan.", "choice2": "Para chayarqan.",
-            "question": "cause", "label": 0}
+  record = {"premise": "Wasi ruphaykun.", "choice1": "Inti lluqsirqan.",
+            "choice2": "Para chayarqan.", "question": "cause", "label": 0}
   _write(tmp_path / "xcopa" / "qu" / "validation.jsonl",
          [json.dumps(record).encode()] * 3)
   with gin.unlock_config():

@@ -29,12 +29,13 @@ def test_seqio_hooks():
   assert metrics.rank_classification_postprocessor(-1.5, example=example) == -1.5
   targets = [(1, 0, True), (1, 1, False), (2, 0, False), (2, 1, True)]
   # Per-token score vectors sum to the sequence score.
-  assert metrics.rank_classification_accuracy(targets, [[-0.25, -0.25], [-0.6], [-1.0], [-2.0]]) == {
-      "accuracy": 50.0}
+  scores = [[-0.25, -0.25], [-0.6], [-1.0], [-2.0]]
+  assert metrics.rank_classification_accuracy(targets, scores) == {"accuracy": 50.0}
 
 
 def test_median_and_mean_by_hand():
-  assert metrics.median_over_prompts({"a": 40.0, "b": 10.0, "c": 70.0, "d": 55.0, "e": 20.0}) == 40.0
+  prompts = {"a": 40.0, "b": 10.0, "c": 70.0, "d": 55.0, "e": 20.0}
+  assert metrics.median_over_prompts(prompts) == 40.0
   assert metrics.median_over_prompts([30.0, 50.0]) == 40.0
   assert metrics.mean_over_configs({"en": 40.0, "sw": 50.0, "zh": 75.0}) == 55.0
   with pytest.raises(ValueError):

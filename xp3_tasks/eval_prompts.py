@@ -149,7 +149,8 @@ def _copa_plausible(r: Record) -> Rendered:
 
 COPA_PROMPTS: tuple[Prompt, ...] = (
     Prompt("best_option", "best_option", "copa", _copa_best_option),
-    Prompt("c1_or_c2_premise_so_because", "C1 or C2? premise, so/because…", "copa", _copa_c1_or_c2),
+    Prompt("c1_or_c2_premise_so_because", "C1 or C2? premise, so/because…", "copa",
+           _copa_c1_or_c2),
     Prompt("i_am_hesitating", "i_am_hesitating", "copa", _copa_hesitating),
     Prompt("cause_effect", "cause_effect", "copa", _copa_cause_effect),
     Prompt("plausible_alternatives", "plausible_alternatives", "copa", _copa_plausible),

@@ -43,7 +43,8 @@ def prompt_accuracy(example_ids: Sequence[int], choice_ids: Sequence[int],
   """
   if not len(example_ids) == len(choice_ids) == len(is_correct) == len(scores):
     raise ValueError(f"prompt_accuracy: lengths differ: {len(example_ids)} ids, "
-                     f"{len(choice_ids)} choices, {len(is_correct)} is_correct, {len(scores)} scores")
+                     f"{len(choice_ids)} choices, {len(is_correct)} is_correct, "
+                     f"{len(scores)} scores")
   if not len(scores):
     raise ValueError("prompt_accuracy: no rows")
   best: dict[int, tuple[float, int, bool]] = {}
@@ -141,7 +142,11 @@ def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = No
 
 
 def dataset_rows(rows: Sequence[TableRow], model_size: str | None = None) -> list[DatasetRow]:
-  """Per-dataset means of `table_rows` output (first-seen order), paper means over the same configs."""
+  """Per-dataset means of `table_rows` output (first-seen order).
+
+  `paper_mean` is the paper's mean over the same configs, so a partial evaluation (e.g. the
+  bundled samples) is compared like with like.
+  """
   from xp3_tasks import paper_results  # pylint: disable=g-import-not-at-top
 
   by_dataset: dict[str, list[TableRow]] = {}
