@@ -231,6 +231,12 @@ def test_data_root_is_configurable(tmp_path):
   assert eval_tasks.eval_data_dir() == eval_tasks.DEFAULT_EVAL_DATA_DIR
 
 
+def test_data_root_from_environment(monkeypatch, tmp_path):
+  monkeypatch.setenv("XP3_EVAL_DATA_ROOT", str(tmp_path))
+  assert eval_tasks.get_task_info("xnli_de_gpt_3_style").data_path() == str(
+      tmp_path / "xnli" / "de" / "validation.jsonl")
+
+
 @pytest.mark.parametrize("line,message", [
     (b'{"premise": "p", "hypothesis": "h"', "malformed JSON"),
     (b'{"premise": "p", "label": 0}', "missing field 'hypothesis'"),
