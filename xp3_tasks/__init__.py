@@ -6,12 +6,10 @@
 Where the data lives and the vocabulary: config.py (gin macros / environment variables,
 default: the bundled sample in xp3_tasks/data). Mixtures: the top-level module `mixtures`.
 """
-import os as _os
-
-if _os.path.exists(_os.path.join(_os.path.dirname(__file__), "eval_tasks.py")):
-  from xp3_tasks import eval_tasks  # noqa: F401  (registers the evaluation tasks)
 from xp3_tasks import tasks
 from xp3_tasks.metadata import get as get_task_info  # noqa: F401
 from xp3_tasks.metadata import query  # noqa: F401
 
 REGISTERED = tasks.register_all()
+
+from xp3_tasks import eval_tasks  # noqa: E402,F401  (registers the evaluation tasks)

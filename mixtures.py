@@ -1,0 +1,82 @@
+"""SeqIO mixtures over the xP3 tasks; `import mixtures` registers them (and the tasks).
+
+Rates: xp3_tasks/mixing.py (language byte share, `code` x1.3, examples inside a language).
+
+  xp3                     all xP3 per-prompt tasks (every split file), the mT0 training mixture;
+                          with the default settings, the bundled sample (embedded default)
+  xp3_merged              one task per language over merged_<lang>.jsonl (the release's
+                          deduplicated files without validation splits), same language weights
+  xp3mt                   xP3mt per-prompt tasks, same language weights
+  xp3x                    xP3x tasks, proportional to examples
+  xp3_<lang>              one language's tasks, proportional to examples (e.g. xp3_sw)
+  xp3_cluster_<cluster>   one cluster (or group: qa, code) over all languages, language weights
+                          among the languages that have it (e.g. xp3_cluster_qa)
+  xp3_temperature_<T>     xp3 with language weights^(1/T), T in TEMPERATURES
+  xp3_cap_<N>             xp3 with every task counted as at most N examples, N in CAPS
+
+`register_xp3_mixture` (gin-configurable) registers further variants.
+"""
+import gin
+import seqio
+
+import xp3_tasks  # noqa: F401  (registers the tasks)
+from xp3_tasks import catalog
+from xp3_tasks import metadata
+from xp3_tasks import mixing
+
+TEMPERATURES = (2, 5)
+CAPS = (10_000, 100_000)
+
+_REGISTERED: list[str] = []
+
+
+def _register(name: str, rates: dict[str, float]) -> str:
+  if not rates:
+    return ""
+  if name in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.remove(name)
+  seqio.MixtureRegistry.add(name, sorted(rates.items()))
+  _REGISTERED.append(name)
+  return name
+
+
+@gin.configurable(module="mixtures")
+def register_xp3_mixture(name: str, *, collection: str = "xp3", kind: str = "prompt",
+                         language: str | None = None, cluster: str | None = None,
+                         by_language: bool = True, code_weight: float = mixing.CODE_WEIGHT,
+                         temperature: float = 1.0,
+                         max_examples_per_task: int | None = None) -> str:
+  """Registers a mixture of the registered tasks that match the filters; returns its name
+  ("" and nothing registered when no task matches, e.g. a collection switched off)."""
+  tasks = metadata.query(collection=collection, kind=kind, language=language, cluster=cluster)
+  if not tasks:
+    return ""
+  return _register(name, mixing.task_rates(
+      tasks, by_language=by_language, code_weight=code_weight, temperature=temperature,
+      max_examples_per_task=max_examples_per_task))
+
+
+def register_all() -> list[str]:
+  """(Re-)registers every mixture above from the currently registered tasks."""
+  for name in _REGISTERED:
+    if name in seqio.MixtureRegistry.names():
+      seqio.MixtureRegistry.remove(name)
+  _REGISTERED.clear()
+  register_xp3_mixture("xp3")
+  register_xp3_mixture("xp3_merged", kind="merged")
+  register_xp3_mixture("xp3mt", collection="xp3mt")
+  register_xp3_mixture("xp3x", collection="xp3x", by_language=False)
+  for language in sorted({t.language for t in metadata.query()}):
+    register_xp3_mixture(f"xp3_{language}", language=language)
+  for cluster in catalog.CLUSTERS + tuple(catalog.CLUSTER_GROUPS):
+    register_xp3_mixture(f"xp3_cluster_{cluster}", cluster=cluster)
+  for temperature in TEMPERATURES:
+    register_xp3_mixture(f"xp3_temperature_{temperature}", temperature=temperature)
+  for cap in CAPS:
+    register_xp3_mixture(f"xp3_cap_{cap}", max_examples_per_task=cap)
+  return [name for name in _REGISTERED if name]
+
+
+REGISTERED = register_all()
+
+from xp3_tasks import eval_mixtures  # noqa: E402,F401  (evaluation mixtures)
