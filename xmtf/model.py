@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import inspect
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -29,7 +30,6 @@ import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec
 
 Array = jnp.ndarray
 _NEG_INF = -1e10
@@ -59,7 +59,8 @@ class T5Config:
       raise ValueError(f"T5Config.remat_policy: {self.remat_policy!r} is not 'none' or 'full'")
     unknown = [a for a in self.mlp_activations if a not in _ACTIVATIONS]
     if unknown:
-      raise ValueError(f"T5Config.mlp_activations: unknown {unknown} (known: {sorted(_ACTIVATIONS)})")
+      raise ValueError(f"T5Config.mlp_activations: unknown {unknown} "
+                       f"(known: {sorted(_ACTIVATIONS)})")
     jnp.dtype(self.dtype)  # raises on an unknown dtype name
     object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
 
@@ -165,54 +166,62 @@ class MultiHeadAttention(nn.Module):
     y = y.reshape(*y.shape[:-1], self.num_heads, self.head_dim)
     return _constrain(y, ("batch", "length", "heads", "kv"))
 
+  def _self_attention_cache(self, query: Array, key: Array, value: Array, bias_fn: Callable,
+                            cache_length: int | None) -> tuple[Array, Array, Array, Array]:
+    """Keys, values, mask and bias of one decoding step, updating the cache (T5X's scheme).
+
+    The first (initialising) pass, on a full-length input, only creates the cache and attends
+    causally over that input; later passes take one token at position `cache_index`.
+    """
+    initialized = self.has_variable("cache", "cached_key")
+    shape = (key.shape[0], cache_length or key.shape[1], self.num_heads, self.head_dim)
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
+    cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+    if not initialized:
+      positions = jnp.arange(query.shape[1])
+      causal = jnp.tril(jnp.ones((query.shape[1],) * 2, jnp.float32))[None, None]
+      return key, value, causal, bias_fn(positions, positions)
+    if query.shape[1] != 1:
+      raise ValueError(f"decode=True consumes one token per call; got length {query.shape[1]}")
+    index, zero = cache_index.value, jnp.array(0, jnp.int32)
+    start = (zero, index, zero, zero)
+    cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key, start)
+    cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value, start)
+    cache_index.value = index + 1
+    key_positions = jnp.arange(cached_key.value.shape[1])
+    mask = (key_positions <= index).astype(jnp.float32)[None, None, None, :]
+    return cached_key.value, cached_value.value, mask, bias_fn(index[None], key_positions)
+
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None, bias: Array | None,
-               *, deterministic: bool, decode: bool = False, cache_length: int | None = None,
-               cross_cache: bool = False) -> Array:
-    """mask: [b|1, 1, q, k] of 1/0; bias: [b|1, heads, q, k]. In decode mode (self-attention)
-    `bias` is a callable giving the bias for the current query position; `cross_cache` keeps the
-    projected keys/values of `inputs_kv` (cross-attention) in the cache."""
+               *, deterministic: bool, decode: bool = False, bias_fn: Callable | None = None,
+               cache_length: int | None = None, cross_cache: bool = False) -> Array:
+    """Attention of inputs_q [b, q, embed] over inputs_kv [b, k, embed].
+
+    mask: [b|1, 1, q, k] of 1/0; bias: [b|1, heads, q, k]. With decode=True:
+    * decoder self-attention passes `bias_fn(query_positions, key_positions)` (the bias depends
+      on the cache position) and its keys/values accumulate in the cache, `cache_length` long;
+    * cross-attention reuses the cached keys/values of `inputs_kv` if the cache has them, and
+      stores them when `cross_cache` is set (see `init_decoder_cache`).
+    """
     kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
-    query_init = lambda *a: kernel_init(*a) / np.sqrt(self.head_dim).astype(np.float32)
+    query_init = lambda *a: kernel_init(*a) / np.float32(np.sqrt(self.head_dim))
     query = self._project("query", inputs_q, query_init)
-    self_attention = callable(bias)
-    if decode and not self_attention and (cross_cache or self.has_variable("cache", "cached_cross_key")):
-      if self.has_variable("cache", "cached_cross_key"):
-        key = self.get_variable("cache", "cached_cross_key")
-        value = self.get_variable("cache", "cached_cross_value")
-      else:
-        key = self._project("key", inputs_kv, kernel_init)
-        value = self._project("value", inputs_kv, kernel_init)
-        self.put_variable("cache", "cached_cross_key", key)
-        self.put_variable("cache", "cached_cross_value", value)
+    cross_cached = decode and bias_fn is None and (
+        cross_cache or self.has_variable("cache", "cached_cross_key"))
+    if cross_cached and self.has_variable("cache", "cached_cross_key"):
+      key = self.get_variable("cache", "cached_cross_key")
+      value = self.get_variable("cache", "cached_cross_value")
     else:
       key = self._project("key", inputs_kv, kernel_init)
       value = self._project("value", inputs_kv, kernel_init)
+      if cross_cached:
+        self.put_variable("cache", "cached_cross_key", key)
+        self.put_variable("cache", "cached_cross_value", value)
 
-    if decode and self_attention:
-      initialized = self.has_variable("cache", "cached_key")
-      b, length = key.shape[0], cache_length or key.shape[1]
-      shape = (b, length, self.num_heads, self.head_dim)
-      cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
-      cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
-      cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
-      if initialized:
-        if query.shape[1] != 1:
-          raise ValueError(f"decode=True consumes one token per call; got length {query.shape[1]}")
-        index = cache_index.value
-        zero = jnp.array(0, jnp.int32)
-        key = jax.lax.dynamic_update_slice(cached_key.value, key, (zero, index, zero, zero))
-        value = jax.lax.dynamic_update_slice(cached_value.value, value, (zero, index, zero, zero))
-        cached_key.value, cached_value.value = key, value
-        cache_index.value = index + 1
-        mask = (jnp.arange(cached_key.value.shape[1]) <= index)[None, None, None, :]
-        bias = bias(index[None], jnp.arange(cached_key.value.shape[1]))
-      else:  # the initialising pass: ordinary causal attention over the whole input
-        length = query.shape[1]
-        bias = bias(jnp.arange(length), jnp.arange(length))
-        mask = jnp.tril(jnp.ones((length, length), jnp.float32))[None, None]
-    elif self_attention:
-      raise ValueError("a callable bias is only used with decode=True")
+    if decode and bias_fn is not None:
+      key, value, mask, bias = self._self_attention_cache(query, key, value, bias_fn, cache_length)
 
     logits = jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32)
     if bias is not None:
@@ -275,13 +284,16 @@ class DecoderLayer(nn.Module):
   def __call__(self, x: Array, encoded: Array, self_mask: Array | None, self_bias: Any,
                cross_mask: Array, deterministic: bool, decode: bool = False,
                cache_length: int | None = None, cross_cache: bool = False) -> Array:
+    """`self_bias` is the [b|1, heads, t, t] bias, or with decode=True a function of (query
+    positions, key positions) giving it (the stack's shared relative-position table)."""
     cfg, dtype = self.config, jnp.dtype(self.config.dtype)
     dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
     attention = functools.partial(MultiHeadAttention, cfg.num_heads, cfg.head_dim, dtype,
                                   cfg.dropout_rate)
     y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_self_attention_layer_norm")(x)
-    y = attention(name="self_attention")(y, y, self_mask, self_bias, deterministic=deterministic,
-                                         decode=decode, cache_length=cache_length)
+    y = attention(name="self_attention")(
+        y, y, self_mask, None if decode else self_bias, deterministic=deterministic,
+        decode=decode, bias_fn=self_bias if decode else None, cache_length=cache_length)
     x = x + dropout(y, deterministic=deterministic)
     y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_cross_attention_layer_norm")(x)
     y = attention(name="encoder_decoder_attention")(
