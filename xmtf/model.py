@@ -368,6 +368,7 @@ class Transformer(nn.Module):
                decoder_segment_ids: Array | None = None, encoder_positions: Array | None = None,
                decoder_positions: Array | None = None, *, enable_dropout: bool = True,
                decode: bool = False, max_decode_length: int | None = None) -> Array:
+    """Teacher-forced float32 logits [batch, target length, vocab] (seqio feature names)."""
     encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
                           enable_dropout=enable_dropout)
     return self.decode(encoded, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens,
@@ -391,6 +392,7 @@ def _layer(cls: type[nn.Module], cfg: T5Config, decode: bool) -> type[nn.Module]
 
 
 class Encoder(nn.Module):
+  """Embedding, dropout, the encoder layers (one shared bidirectional bias), final norm."""
   config: T5Config
   shared_embedding: nn.Embed
 
@@ -412,6 +414,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+  """Embedding, the decoder layers (one shared causal bias), final norm, float32 logits."""
   config: T5Config
   shared_embedding: nn.Embed
 
