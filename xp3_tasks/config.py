@@ -18,6 +18,9 @@ default. Settings (all strings):
                     while XP3_DATA_ROOT is the bundled sample, otherwise mT5's
                     (gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model).
   XP3_SKIP_INVALID  "true": skip and count invalid lines instead of failing (default false).
+  XP3_SHUFFLE_BUFFER_SIZE
+                    per-task example shuffle buffer (default 1000, never more than the task's
+                    examples); lower it for mixtures of thousands of tasks (host memory).
 
 A root set to "" or "none" registers nothing for that collection.
 """
@@ -35,6 +38,7 @@ SAMPLE_ROOTS = {
     "xp3x": os.path.join(DATA_DIR, "xp3x"),
 }
 COLLECTIONS = tuple(SAMPLE_ROOTS)
+DEFAULT_SHUFFLE_BUFFER_SIZE = 1000
 
 
 def setting(name: str, default: str | None = None) -> str | None:
@@ -54,6 +58,7 @@ class Settings:
   manifests: dict[str, str | None]    # collection -> manifest path
   vocab_path: str
   skip_invalid: bool
+  shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE
 
 
 def _manifest_path(root: str) -> str:
@@ -75,6 +80,9 @@ def resolve() -> Settings:
   skip = setting("XP3_SKIP_INVALID", "false").strip().lower()
   if skip not in ("true", "false", "1", "0", "yes", "no"):
     raise ValueError(f"XP3_SKIP_INVALID must be true or false, got {skip!r}")
+  buffer = setting("XP3_SHUFFLE_BUFFER_SIZE", str(DEFAULT_SHUFFLE_BUFFER_SIZE))
+  if not buffer.isdigit() or int(buffer) < 1:
+    raise ValueError(f"XP3_SHUFFLE_BUFFER_SIZE must be a positive integer, got {buffer!r}")
   return Settings(roots=roots, manifests=manifests,
                   vocab_path=setting("XP3_VOCAB_PATH", default_vocab),
-                  skip_invalid=skip in ("true", "1", "yes"))
+                  skip_invalid=skip in ("true", "1", "yes"), shuffle_buffer_size=int(buffer))

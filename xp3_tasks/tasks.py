@@ -101,9 +101,17 @@ def _remove(name: str) -> None:
     seqio.TaskRegistry.remove(name)
 
 
+def shuffle_buffer_size(info: metadata.TaskInfo, maximum: int) -> int:
+  """At most `maximum`, and no larger than the task: a mixture of many small tasks would
+  otherwise fill (and tokenize) `maximum` repeated examples per task before its first batch."""
+  count = info.num_examples
+  return maximum if not count else max(1, min(maximum, count))
+
+
 def register_collection(collection: str, root: str, manifest_path: str,
-                        vocabulary: seqio.Vocabulary, *,
-                        skip_invalid: bool = False) -> list[str]:
+                        vocabulary: seqio.Vocabulary, *, skip_invalid: bool = False,
+                        max_shuffle_buffer_size: int = config.DEFAULT_SHUFFLE_BUFFER_SIZE
+                        ) -> list[str]:
   """(Re-)registers one collection's tasks from its manifest; returns the task names.
 
   Reads only the manifest (no listing of `root`). A missing manifest logs how to build it and
@@ -122,7 +130,8 @@ def register_collection(collection: str, root: str, manifest_path: str,
     _remove(info.name)
     seqio.TaskRegistry.add(info.name, source=make_source(info, skip_invalid),
                            output_features=features, preprocessors=list(PREPROCESSORS),
-                           metric_fns=[])
+                           metric_fns=[],
+                           shuffle_buffer_size=shuffle_buffer_size(info, max_shuffle_buffer_size))
     metadata.add(info)
     names.append(info.name)
   return names
@@ -142,7 +151,8 @@ def register_all(settings: config.Settings | None = None) -> dict[str, list[str]
       continue
     registered[collection] = register_collection(
         collection, root, settings.manifests[collection], vocabulary,
-        skip_invalid=settings.skip_invalid)
+        skip_invalid=settings.skip_invalid,
+        max_shuffle_buffer_size=settings.shuffle_buffer_size)
   return registered
 
 
