@@ -23,6 +23,7 @@ import seqio
 import tensorflow as tf
 
 REQUIRED_FIELDS = ("inputs", "targets")
+_CHUNK_SIZE = 256  # records per from_generator element
 
 
 class InvalidRecordError(ValueError):
@@ -184,16 +185,26 @@ class JsonlDataSource(seqio.DataSource):
     if shuffle and len(files) > 1:
       random.Random(None if seed is None else int(seed)).shuffle(files)
     fields = REQUIRED_FIELDS + self._extra_fields
-    signature = {field: tf.TensorSpec((), tf.string) for field in fields}
+    # The generator hands over chunks of records (one tf.data element per chunk, unbatched
+    # after): per-element from_generator overhead would otherwise cap reading at ~5k/s.
+    signature = {field: tf.TensorSpec((None,), tf.string) for field in fields}
     skip_invalid, extra_fields = self._skip_invalid, self._extra_fields
 
     @tf.autograph.experimental.do_not_convert
     def read(path: tf.Tensor) -> tf.data.Dataset:
       def generate(path_bytes: bytes):
+        chunk = {field: [] for field in fields}
         for record in iter_records(path_bytes.decode("utf-8"), skip_invalid=skip_invalid,
                                    extra_fields=extra_fields, shard_index=index,
                                    num_shards=line_shards):
-          yield {field: record[field].encode("utf-8") for field in fields}
-      return tf.data.Dataset.from_generator(generate, output_signature=signature, args=(path,))
+          for field in fields:
+            chunk[field].append(record[field].encode("utf-8"))
+          if len(chunk["inputs"]) == _CHUNK_SIZE:
+            yield chunk
+            chunk = {field: [] for field in fields}
+        if chunk["inputs"]:
+          yield chunk
+      return tf.data.Dataset.from_generator(generate, output_signature=signature,
+                                            args=(path,)).unbatch()
 
     return tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).flat_map(read)
