@@ -203,6 +203,23 @@ def test_manifest_cli_and_registration_from_another_root(tmp_path):
       seqio.TaskRegistry.remove(name)
 
 
+def test_registration_reads_only_the_manifest(tmp_path):
+  """A gs:// root is never listed or opened at registration: only the manifest is read."""
+  local_manifest = tmp_path / "manifest.json"
+  shutil.copy(os.path.join(SAMPLE_XP3, "manifest.json"), local_manifest)
+  names = tasks.register_collection("xp3test", "gs://no-such-bucket-xmtf/xP3",
+                                    str(local_manifest), vocab.get_vocabulary())
+  try:
+    assert len(names) == len(xp3_tasks.query()) + len(xp3_tasks.query(kind="merged"))
+    info = xp3_tasks.get_task_info("xp3test_sw_facebook_flores_eng_latn_swh_latn_translate_this")
+    assert info.files[0].path == ("gs://no-such-bucket-xmtf/xP3/sw/"
+                                  "xp3_facebook_flores_eng_Latn-swh_Latn_dev_translate-this.jsonl")
+    assert seqio.get_mixture_or_task(info.name).num_input_examples("train") == 8
+  finally:
+    for name in metadata.remove_collection("xp3test"):
+      seqio.TaskRegistry.remove(name)
+
+
 def test_missing_manifest_registers_nothing(tmp_path):
   assert tasks.register_collection("xp3test", str(tmp_path), str(tmp_path / "manifest.json"),
                                    vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH)) == []
@@ -248,6 +265,12 @@ def test_vocabularies():
     assert sample.unk_id not in ids  # byte fallback covers every script
     assert sample.decode(ids) == text
   assert tasks.task_vocabulary() is sample
+  with gin.unlock_config():
+    gin.parse_config(f"xp3_tasks.vocab.get_vocabulary.path = '{vocab.SAMPLE_VOCAB_PATH}'")
+  try:
+    assert vocab.get_vocabulary() is sample
+  finally:
+    gin.clear_config()
 
 
 # ---------------------------------------------------------------- features and batches

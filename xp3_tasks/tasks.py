@@ -31,7 +31,7 @@ TRAIN_SPLIT = "train"
 def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
   """inputs/targets with EOS on both (training convention; see the module docstring)."""
   return {
-      "inputs": seqio.Feature(vocabulary=vocabulary, add_eos=True, required=False),
+      "inputs": seqio.Feature(vocabulary=vocabulary, add_eos=True),
       "targets": seqio.Feature(vocabulary=vocabulary, add_eos=True),
   }
 
