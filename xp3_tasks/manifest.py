@@ -27,7 +27,8 @@ from absl import logging
 import tensorflow as tf
 
 from xp3_tasks import catalog
-from xp3_tasks.manifest_file import FileEntry, Manifest, MANIFEST_NAME, read, write  # noqa: F401  (read: re-exported)
+# `read` is re-exported: `manifest.read(path)` reads what `manifest.build` wrote.
+from xp3_tasks.manifest_file import FileEntry, Manifest, MANIFEST_NAME, read, write  # noqa: F401
 from xp3_tasks import sources
 
 XP3X_FIELDS = ("language", "split", "template", "dataset", "config")

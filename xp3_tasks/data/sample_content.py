@@ -414,7 +414,8 @@ MBPP = [
     ("Write a function to remove duplicates from a list while keeping the order.",
      "assert dedupe([3, 1, 3, 2, 1]) == [3, 1, 2]",
      "def dedupe(items):\n    seen = set()\n    out = []\n    for x in items:\n"
-     "        if x not in seen:\n            seen.add(x)\n            out.append(x)\n    return out"),
+     "        if x not in seen:\n            seen.add(x)\n            out.append(x)\n"
+     "    return out"),
 ]
 
 # XLCoST-style text-to-code: (description, language, program).
