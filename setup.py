@@ -32,8 +32,9 @@ EXTRAS_REQUIRE = {
         "transformers>=5.23,<6",
         "safetensors>=0.6",
         "apache-beam>=2.77,<3",
+        "google-crc32c>=1.5",
     ],
-    "beam": ["apache-beam[gcp]>=2.77,<3"],
+    "beam": ["apache-beam[gcp]>=2.77,<3", "google-crc32c>=1.5"],
     "gpu": ["jax[cuda12]>=0.10.2,<0.11"],
 }
 
