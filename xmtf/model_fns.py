@@ -1,0 +1,197 @@
+"""The model's evaluation functions: `score` (teacher-forced log-likelihood) and `predict`
+(decoding with a key/value cache), jitted under the training mesh and shardings.
+
+Training-time evaluators and the standalone eval/infer/generate commands share these, so a
+number measured during training is the number the eval command reports. Both take a batch of
+seqio EncDecFeatureConverter features (unpacked: one example per row) and params laid out as
+training lays them out (`ModelFns.param_shardings`); host numpy inputs are placed on the mesh
+here, and rows are padded to a multiple of the data-parallel size and trimmed afterwards, so
+callers may pass any batch size.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from xmtf import decoding
+from xmtf import model as model_lib
+from xmtf import partitioning
+
+Array = jax.Array
+PyTree = Any
+
+SCORE_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens")
+
+
+def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
+                length_normalize: bool = False) -> Array:
+  """Per-example sum of target-token log-probabilities (float32 [b]), teacher-forced.
+
+  Tokens count where `decoder_loss_weights` (if given) else `decoder_target_tokens > 0`; with
+  `length_normalize` the sum is divided by that count (the paper's protocol uses the plain sum).
+  """
+  targets = batch["decoder_target_tokens"]
+  logits = model_lib.Transformer(config).apply(
+      {"params": params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"], targets,
+      enable_dropout=False)
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  token_log_probs = jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32),
+                                        axis=-1)[..., 0]
+  weights = batch.get("decoder_loss_weights")
+  weights = (targets > 0) if weights is None else weights
+  weights = weights.astype(jnp.float32)
+  total = jnp.sum(token_log_probs * weights, axis=-1)
+  if length_normalize:
+    total = total / jnp.maximum(jnp.sum(weights, axis=-1), 1.0)
+  return total
+
+
+def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_tokens: Array,
+                  options: decoding.DecodeOptions, rng: Array | None = None
+                  ) -> tuple[Array, Array]:
+  """Decodes from `encoder_input_tokens` [b, input length]: (tokens int32 [b, n, L], scores
+  float32 [b, n]) with n = options.num_outputs and L = options.max_decode_length."""
+  transformer = model_lib.Transformer(config)
+  encoded = transformer.apply({"params": params}, encoder_input_tokens, enable_dropout=False,
+                              method=model_lib.Transformer.encode)
+  cache = model_lib.init_decoder_cache(config, params, encoded, encoder_input_tokens,
+                                       options.max_decode_length)
+  # Everything per-example the decoder step needs travels in the state, so beam search can
+  # expand and reorder it without knowing the model.
+  state = {"cache": cache, "encoded": encoded, "encoder_input_tokens": encoder_input_tokens}
+
+  def tokens_to_logits(tokens: Array, state: PyTree) -> tuple[Array, PyTree]:
+    logits, cache = model_lib.decode_step(config, params, state["cache"], state["encoded"],
+                                          state["encoder_input_tokens"], tokens)
+    return logits, dict(state, cache=cache)
+
+  return decoding.decode(tokens_to_logits, state, encoder_input_tokens.shape[0], options, rng)
+
+
+@gin.configurable
+class ModelFns:
+  """`score` and `predict` for one model config, jitted once per input shape and options.
+
+  With a mesh (the trainer's), params and batches are sharded as in training (`rules`: T5X's
+  logical axis rules) and model code is traced with activation partitioning; without one,
+  everything runs on the default device. Outputs come back as host numpy arrays.
+  """
+
+  def __init__(self, config: model_lib.T5Config, mesh: Mesh | None = None,
+               rules: Sequence[tuple[str, Any]] | None = None):
+    self.config = config
+    self.mesh = mesh
+    self.rules = list(rules) if rules is not None else (
+        partitioning.standard_logical_axis_rules() if mesh is not None else None)
+    self._jitted: dict[Any, Any] = {}
+
+  # -- placement ---------------------------------------------------------------------------
+
+  @functools.cached_property
+  def param_shardings(self) -> PyTree | None:
+    if self.mesh is None:
+      return None
+    return partitioning.param_shardings(model_lib.param_logical_axes(self.config), self.mesh,
+                                        self.rules)
+
+  def place_params(self, params: PyTree) -> PyTree:
+    """Params on the shardings `score`/`predict` expect (host arrays are sliced per device)."""
+    if self.mesh is None:
+      return jax.tree.map(jnp.asarray, params)
+    return jax.tree.map(
+        lambda x, s: x if isinstance(x, jax.Array) and x.sharding == s
+        else jax.make_array_from_callback(np.shape(x), s, lambda i, x=x: np.asarray(x)[i]),
+        params, self.param_shardings)
+
+  def _rows_multiple(self) -> int:
+    return 1 if self.mesh is None else partitioning.data_parallel_size(self.mesh)
+
+  def _place_batch(self, batch: Mapping[str, Any]) -> tuple[dict[str, Array], int]:
+    """Pads rows to the data-parallel multiple; every host holds (and passes) the full batch."""
+    arrays = {k: np.asarray(v) for k, v in batch.items()}
+    rows = {v.shape[0] for v in arrays.values()}
+    if len(rows) != 1:
+      raise ValueError(f"batch features have different numbers of rows: "
+                       f"{ {k: v.shape for k, v in arrays.items()} }")
+    n = rows.pop()
+    padded = -(-n // self._rows_multiple()) * self._rows_multiple()
+    if padded != n:
+      arrays = {k: np.concatenate([v, np.zeros((padded - n,) + v.shape[1:], v.dtype)])
+                for k, v in arrays.items()}
+    if self.mesh is None:
+      return {k: jnp.asarray(v) for k, v in arrays.items()}, n
+    sharding = partitioning.batch_sharding(self.mesh)
+    return {k: jax.make_array_from_callback(v.shape, sharding, lambda i, v=v: v[i])
+            for k, v in arrays.items()}, n
+
+  def _compile(self, key: Any, fn, batch_keys: Sequence[str], num_replicated: int = 0):
+    """jit(fn(params, batch, *replicated)) once per key; outputs replicated on the mesh."""
+    if key not in self._jitted:
+      if self.mesh is None:
+        self._jitted[key] = jax.jit(fn)
+      else:
+        batch = {k: partitioning.batch_sharding(self.mesh) for k in batch_keys}
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        self._jitted[key] = jax.jit(
+            fn, in_shardings=(self.param_shardings, batch) + (replicated,) * num_replicated,
+            out_shardings=replicated)
+    return self._jitted[key]
+
+  def _call(self, jitted, *args):
+    if self.mesh is None:
+      return jitted(*args)
+    with partitioning.activation_partitioning(self.mesh, self.rules):
+      return jitted(*args)
+
+  # -- the functions -----------------------------------------------------------------------
+
+  def score(self, params: PyTree, batch: Mapping[str, Any],
+            length_normalize: bool = False) -> np.ndarray:
+    """float32 [b]: summed (or mean, with `length_normalize`) target log-probabilities."""
+    missing = [k for k in SCORE_FEATURES if k not in batch]
+    if missing:
+      raise ValueError(f"score: batch lacks features {missing} (has {sorted(batch)})")
+    if any(k.endswith("segment_ids") for k in batch):
+      raise ValueError("score: packed batches are not supported (one example per row needed)")
+    keys = [k for k in (*SCORE_FEATURES, "decoder_loss_weights") if k in batch]
+    placed, n = self._place_batch({k: batch[k] for k in keys})
+    fn = self._compile(("score", length_normalize, tuple(keys)),
+                       lambda p, b: score_batch(self.config, p, b, length_normalize), keys)
+    return np.asarray(self._call(fn, params, placed))[:n]
+
+  def predict(self, params: PyTree, batch: Mapping[str, Any],
+              options: decoding.DecodeOptions = decoding.DecodeOptions(),
+              rng: Array | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decodes each row's `encoder_input_tokens`: (tokens int32 [b, n, L], scores [b, n])."""
+    if "encoder_input_tokens" not in batch:
+      raise ValueError(f"predict: batch lacks 'encoder_input_tokens' (has {sorted(batch)})")
+    placed, n = self._place_batch({"encoder_input_tokens": batch["encoder_input_tokens"]})
+    if rng is None:
+      rng = jax.random.PRNGKey(options.seed)
+    fn = self._compile(
+        ("predict", options),
+        lambda p, b, r: predict_batch(self.config, p, b["encoder_input_tokens"], options, r),
+        ["encoder_input_tokens"], num_replicated=1)
+    tokens, scores = self._call(fn, params, placed, rng)
+    return np.asarray(tokens)[:n], np.asarray(scores)[:n]
+
+
+def strip_after_eos(tokens: Sequence[int], eos_id: int = 1) -> list[int]:
+  """Generated ids up to (not including) the first EOS, without padding: what vocab.decode
+  should see."""
+  out = []
+  for t in tokens:
+    t = int(t)
+    if t == eos_id:
+      break
+    out.append(t)
+  while out and out[-1] == 0:
+    out.pop()
+  return out
