@@ -1,0 +1,113 @@
+"""Rank-classification scores: ours equal Hugging Face's choice log-likelihoods on the same tiny
+weights (float32, <= 1e-4), so the predicted choice and the accuracy follow; and scoring under a
+sharded mesh gives the single-device numbers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from xmtf import model_fns
+from xmtf import partitioning
+from xp3_tasks import metrics
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from xmtf.interop import hf  # noqa: E402
+
+VOCAB = 64
+
+
+def _hf_mt5(seed: int = 0):
+  torch.manual_seed(seed)
+  config = transformers.MT5Config(
+      vocab_size=VOCAB, d_model=32, num_heads=4, d_kv=8, d_ff=48, num_layers=2,
+      num_decoder_layers=3, relative_attention_num_buckets=16, relative_attention_max_distance=20,
+      dropout_rate=0.0, feed_forward_proj="gated-gelu", decoder_start_token_id=0, pad_token_id=0,
+      eos_token_id=1)
+  config.tie_word_embeddings = False  # MT5Config's constructor forces True
+  model = transformers.MT5ForConditionalGeneration(config)
+  model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
+  assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+  return model.eval()
+
+
+def _rank_classification_rows(seed: int = 1, examples: int = 6, choices: int = 3):
+  """Rows as the eval tasks emit them: a prompt without EOS, each choice with EOS, padded."""
+  rng = np.random.RandomState(seed)
+  enc_len, dec_len = 12, 6
+  rows = {"encoder_input_tokens": [], "decoder_target_tokens": [], "example": [], "choice": [],
+          "is_correct": []}
+  for e in range(examples):
+    prompt = rng.randint(2, VOCAB, size=rng.randint(4, enc_len + 1))
+    gold = rng.randint(choices)
+    for c in range(choices):
+      target = list(rng.randint(2, VOCAB, size=rng.randint(1, dec_len))) + [1]
+      rows["encoder_input_tokens"].append(np.pad(prompt, (0, enc_len - len(prompt))))
+      rows["decoder_target_tokens"].append(np.pad(target, (0, dec_len - len(target))))
+      rows["example"].append(e)
+      rows["choice"].append(c)
+      rows["is_correct"].append(c == gold)
+  batch = {k: np.asarray(v) for k, v in rows.items()}
+  targets = batch["decoder_target_tokens"]
+  batch["decoder_input_tokens"] = np.concatenate(
+      [np.zeros((len(targets), 1), targets.dtype), targets[:, :-1]], axis=1)
+  return batch
+
+
+def _hf_choice_loglik(model, batch) -> np.ndarray:
+  enc, tgt = batch["encoder_input_tokens"], batch["decoder_target_tokens"]
+  with torch.no_grad():
+    logits = model(input_ids=torch.tensor(enc), attention_mask=torch.tensor(enc > 0).long(),
+                   decoder_input_ids=torch.tensor(batch["decoder_input_tokens"])).logits
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    token = torch.gather(logp, -1, torch.tensor(tgt)[..., None])[..., 0]
+    return (token * torch.tensor(tgt > 0)).sum(-1).numpy()
+
+
+def _model_batch(batch):
+  return {k: batch[k] for k in model_fns.SCORE_FEATURES}
+
+
+def test_scores_equal_hf_choice_log_likelihoods_and_accuracy_follows():
+  model = _hf_mt5()
+  config = hf.t5config_from_hf(model.config, dtype="float32")
+  params = jax.tree.map(jnp.asarray, hf.hf_state_dict_to_params(model.state_dict(), config))
+  batch = _rank_classification_rows()
+  ours = model_fns.ModelFns(config).score(params, _model_batch(batch))
+  theirs = _hf_choice_loglik(model, batch)
+  diff = float(np.abs(ours - theirs).max())
+  print(f"\nrank classification: max |score - HF log-likelihood| = {diff:.2e}")
+  assert ours.dtype == np.float32 and diff <= 1e-4
+  k = 3
+  np.testing.assert_array_equal(ours.reshape(-1, k).argmax(1), theirs.reshape(-1, k).argmax(1))
+  accuracy = lambda s: metrics.prompt_accuracy(batch["example"], batch["choice"],
+                                               batch["is_correct"], s)
+  assert accuracy(ours) == accuracy(theirs)
+  # Length normalisation divides by the number of target tokens (EOS included).
+  normed = model_fns.ModelFns(config).score(params, _model_batch(batch), length_normalize=True)
+  np.testing.assert_allclose(normed, ours / (batch["decoder_target_tokens"] > 0).sum(1),
+                             rtol=1e-6)
+
+
+def test_sharded_scores_equal_single_device():
+  model = _hf_mt5(seed=2)
+  config = hf.t5config_from_hf(model.config, dtype="float32")
+  params = hf.hf_state_dict_to_params(model.state_dict(), config)
+  batch = _model_batch(_rank_classification_rows(seed=3, examples=5))  # 15 rows: padded to 16
+  single = model_fns.ModelFns(config).score(jax.tree.map(jnp.asarray, params), batch)
+  mesh = partitioning.create_mesh(num_partitions=2)
+  fns = model_fns.ModelFns(config, mesh=mesh)
+  sharded = fns.score(fns.place_params(params), batch)
+  np.testing.assert_allclose(sharded, single, atol=1e-5)
+
+
+def test_score_rejects_incomplete_and_packed_batches():
+  model = _hf_mt5()
+  config = hf.t5config_from_hf(model.config, dtype="float32")
+  fns = model_fns.ModelFns(config)
+  with pytest.raises(ValueError, match="decoder_target_tokens"):
+    fns.score({}, {"encoder_input_tokens": np.ones((1, 2)), "decoder_input_tokens": np.ones((1, 2))})
+  packed = dict(_model_batch(_rank_classification_rows()), decoder_segment_ids=np.ones((18, 6)))
+  with pytest.raises(ValueError, match="packed"):
+    fns.score({}, packed)
