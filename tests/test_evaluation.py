@@ -1,0 +1,91 @@
+"""The evaluator and the eval CLI end to end on a tiny checkpoint and the bundled eval samples."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from xmtf import checkpoints
+from xmtf import eval as eval_lib
+from xmtf import model as model_lib
+
+TASKS = ["xcopa_zh_best_option", "xcopa_zh_plausible_alternatives", "xwinograd_jp_replace",
+         "xwinograd_jp_underscore_refer_to", "xwinograd_jp_stand_for"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  from xp3_tasks import vocab  # noqa: F401  (the bundled tiny vocabulary: 2,000 pieces)
+  config = model_lib.T5Config(vocab_size=2048, emb_dim=32, num_heads=2, head_dim=8,
+                              num_encoder_layers=1, num_decoder_layers=1, mlp_dim=32,
+                              dtype="float32")
+  directory = tmp_path_factory.mktemp("run")
+  for step, seed in ((10, 0), (20, 1)):
+    checkpoints.save_params(str(directory), step, model_lib.init_params(config, seed), config)
+  return str(directory)
+
+
+@pytest.fixture(scope="module")
+def mixture():
+  import seqio
+  from xp3_tasks import eval_tasks
+
+  for name in TASKS:
+    eval_tasks.get_task_info(name)
+  if "test_evaluation_mix" not in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.add("test_evaluation_mix", TASKS, default_rate=1.0)
+  return "test_evaluation_mix"
+
+
+def test_evaluator_metrics_follow_scores(model_dir, mixture, tmp_path):
+  from xmtf import evaluation
+  from xp3_tasks import metrics
+
+  params, config = checkpoints.load_params(model_dir)
+  evaluator = evaluation.Evaluator(config, mixture, output_dir=str(tmp_path), batch_size=8,
+                                   feature_lengths={"inputs": 128, "targets": 32})
+  flat = evaluator.evaluate(7, evaluator.fns.place_params(params))
+  evaluator.close()
+  record = json.load(open(tmp_path / "step_7" / "xcopa_zh_best_option.json"))
+  rows = record["examples"]
+  expected = metrics.prompt_accuracy([r["idx"][0] for r in rows], [r["idx"][1] for r in rows],
+                                     [r["is_correct"] for r in rows], [r["score"] for r in rows])
+  assert flat["xcopa_zh_best_option/accuracy"] == pytest.approx(expected)
+  assert record["metrics"]["accuracy"] == pytest.approx(expected)
+  assert all(np.isfinite(r["score"]) and r["score"] < 0 for r in rows)
+  zh = [flat[f"{t}/accuracy"] for t in TASKS[:2]]
+  assert flat["xcopa/zh/median_accuracy"] == pytest.approx(float(np.median(zh)))
+  assert flat["xwinograd/mean_accuracy"] == flat["xwinograd/jp/median_accuracy"]
+  lines = open(tmp_path / "metrics.jsonl").read().splitlines()
+  assert json.loads(lines[0])["step"] == 7
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+
+
+def test_eval_cli_writes_table_csv_json_and_plots(model_dir, mixture, tmp_path):
+  out = tmp_path / "eval"
+  eval_lib.main([
+      "--gin_file=runs/eval.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
+      f"--gin.EVAL_OUTPUT_DIR='{out}'", f"--gin.MIXTURE_OR_TASK_NAME='{mixture}'",
+      "--gin.ALL_CHECKPOINTS=True", "--gin.MODEL_SIZE='xxl'", "--gin.BATCH_SIZE=16",
+      "--gin.EVAL_TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 32}"])
+  for name in ("table.md", "table.csv", "accuracy_by_language.png",
+               "accuracy_over_checkpoints.png", "step_10/xwinograd_jp_replace.json",
+               "step_20/summary.json"):
+    assert (out / name).exists(), name
+  table = (out / "table.md").read_text()
+  assert "## xcopa" in table and "paper mT0-xxl" in table and "| zh |" in table
+  csv_lines = (out / "table.csv").read_text().splitlines()
+  assert csv_lines[0].startswith("dataset,config,language,group,median_accuracy,paper_accuracy")
+  assert any(line.startswith("xwinograd,jp,ja,") for line in csv_lines)
+  assert any(line.startswith("xcopa,mean,") for line in csv_lines)
+  assert (out / "accuracy_by_language.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_list_checkpoints(model_dir):
+  assert [s for s, _ in eval_lib.list_checkpoints(model_dir, all_checkpoints=True)] == [10, 20]
+  assert [s for s, _ in eval_lib.list_checkpoints(model_dir, all_checkpoints=False)] == [20]
+  single = os.path.join(model_dir, "checkpoint_10")
+  assert eval_lib.list_checkpoints(single, all_checkpoints=False) == [(10, single)]
+  with pytest.raises(FileNotFoundError, match="CHECKPOINT_PATH"):
+    eval_lib.list_checkpoints(os.path.join(model_dir, "nothing"), all_checkpoints=False)

@@ -1,0 +1,119 @@
+"""`python -m xmtf.eval`: evaluate one checkpoint, or every checkpoint of a model directory, on an
+evaluation mixture, and write the report (T5X's eval.py flags; gin file `runs/eval.gin`).
+
+  python -m xmtf.eval --gin_file=runs/eval.gin \
+      --gin.CHECKPOINT_PATH="'/tmp/mt0_tiny/checkpoint_100'" \
+      --gin.EVAL_OUTPUT_DIR="'/tmp/mt0_tiny/eval'"
+  # every checkpoint of a run (checkpoint selection), a chosen mixture:
+  python -m xmtf.eval --gin_file=runs/eval.gin --gin.CHECKPOINT_PATH="'/tmp/mt0_tiny'" \
+      --gin.ALL_CHECKPOINTS=True --gin.MIXTURE_OR_TASK_NAME="'xp3_eval_xnli'" \
+      --gin.EVAL_OUTPUT_DIR="'/tmp/mt0_tiny/eval'"
+
+Writes under EVAL_OUTPUT_DIR: `step_<step>/<task>.json` (accuracy and per-example scores),
+`step_<step>/summary.json`, `metrics.jsonl`, TensorBoard events, and the report of the latest
+step: `table.md`, `table.csv`, `accuracy_by_language.png`, plus
+`accuracy_over_checkpoints.png` when several checkpoints were evaluated.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+from typing import Mapping
+
+import gin
+from etils import epath
+
+from xmtf import checkpoints
+from xmtf import decoding
+from xmtf import gin_utils
+
+_STEP = re.compile(r"checkpoint_(\d+)$")
+
+
+def list_checkpoints(path: str, all_checkpoints: bool) -> list[tuple[int, str]]:
+  """(step, path) of `path` itself (a checkpoint_<step>), or of the latest / every finalised
+  checkpoint in the model directory `path`, by step."""
+  root = epath.Path(path)
+  if (root / "params").is_dir():
+    match = _STEP.search(root.name)
+    return [(int(match.group(1)) if match else 0, os.fspath(root))]
+  if all_checkpoints:
+    found = []
+    if root.is_dir():
+      for child in root.iterdir():
+        match = _STEP.match(child.name)
+        if match and (child / "params").is_dir() and (child / "model_config").exists():
+          found.append((int(match.group(1)), os.fspath(child)))
+    if found:
+      return sorted(found)
+  latest = checkpoints.latest_checkpoint(path)
+  if latest is None:
+    raise FileNotFoundError(f"CHECKPOINT_PATH={path}: neither a checkpoint_<step> directory nor "
+                            "a model directory containing one")
+  return [(int(_STEP.search(latest).group(1)), latest)]
+
+
+@gin.configurable(denylist=["evaluator_cls"])
+def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED,
+                         mixture_or_task_name: str = "xp3_eval_sample",
+                         all_checkpoints: bool = False,
+                         feature_lengths: Mapping[str, int] | None = None,
+                         batch_size: int = 32, model_size: str | None = None,
+                         num_examples: int | None = None,
+                         decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
+                         evaluator_cls=None) -> dict[int, dict[str, float]]:
+  """Evaluates the selected checkpoints; returns {step: flat metrics} and writes the report.
+
+  `model_size` ('small'..'xxl') puts the paper's numbers beside ours; default: recognised from
+  the checkpoint's model config when it has an mT5 size's shape.
+  """
+  # Imported after gin parsing: importing xp3_tasks registers tasks with the bound vocabulary.
+  from xmtf import evaluation  # pylint: disable=g-import-not-at-top
+  from xmtf import report  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
+
+  evaluator_cls = evaluator_cls or evaluation.Evaluator
+  selected = list_checkpoints(checkpoint_path, all_checkpoints)
+  evaluator, results, accuracies = None, {}, {}
+  for step, path in selected:
+    params, config = checkpoints.load_params(path)
+    if evaluator is None:
+      size = model_size or report.infer_model_size(config)
+      evaluator = evaluator_cls(
+          model_config=config, mixture_or_task_name=mixture_or_task_name, output_dir=output_dir,
+          feature_lengths=feature_lengths or eval_tasks.EVAL_TASK_FEATURE_LENGTHS,
+          batch_size=batch_size, decode_options=decode_options, num_examples=num_examples,
+          model_size=size)
+      params = evaluator.fns.place_params(params)
+    else:
+      params = evaluator.fns.place_params(params)
+    logging.info("evaluating %s", path)
+    results[step] = evaluator.evaluate(step, params)
+    accuracies[step] = {name[:-len("/accuracy")]: value for name, value in results[step].items()
+                        if name.endswith("/accuracy")
+                        and name[:-len("/accuracy")] in eval_tasks.TASK_INFOS}
+    print(f"step {step}: " + ", ".join(f"{k}={v:.2f}" for k, v in results[step].items()
+                                        if k.endswith("mean_accuracy")), flush=True)
+  evaluator.close()
+  if any(accuracies.values()):
+    paths = report.write_report(output_dir, {s: a for s, a in accuracies.items() if a},
+                                evaluator.model_size)
+    for name, path in paths.items():
+      print(f"{name}: {path}")
+  return results
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  gin_utils.parse_args(parser, argv)
+  from xmtf import runtime  # pylint: disable=g-import-not-at-top
+  runtime.hide_gpus_from_tensorflow()
+  evaluate_checkpoints()
+
+
+if __name__ == "__main__":
+  logging.basicConfig(level=logging.INFO)
+  main()

@@ -1,0 +1,69 @@
+"""T5X-style command-line gin handling shared by the xmtf entry points.
+
+Flags as T5X's: `--gin_file` (repeatable), `--gin_bindings` (repeatable), `--gin.NAME=VALUE`
+(shorthand for the binding `NAME = VALUE`, e.g. `--gin.MODEL_DIR="'/tmp/run'"`), and
+`--gin_search_paths` (comma-separated; the repository's `gin/` directory is always searched, so
+`--gin_file=runs/eval.gin` works from anywhere). After parsing, the module named by the gin macro
+`MIXTURE_OR_TASK_MODULE` (if bound) is imported, as T5X does, to register tasks.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from typing import Sequence
+
+import gin
+
+GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+
+
+def rewrite_gin_shorthand(argv: Sequence[str]) -> list[str]:
+  """`--gin.NAME=VALUE` -> `--gin_bindings=NAME = VALUE` (T5X's shorthand)."""
+  out = []
+  for arg in argv:
+    if arg.startswith("--gin.") and "=" in arg:
+      name, value = arg[len("--gin."):].split("=", 1)
+      out.append(f"--gin_bindings={name} = {value}")
+    else:
+      out.append(arg)
+  return out
+
+
+def add_gin_flags(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--gin_file", action="append", default=[],
+                      help="gin file to parse (repeatable; relative to --gin_search_paths)")
+  parser.add_argument("--gin_bindings", action="append", default=[],
+                      help="one gin binding, e.g. \"MIXTURE_OR_TASK_NAME = 'xp3_eval'\" "
+                           "(repeatable; --gin.NAME=VALUE is the same)")
+  parser.add_argument("--gin_search_paths", default="",
+                      help="comma-separated directories searched for gin files and includes")
+
+
+def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
+              gin_search_paths: str | Sequence[str] = "") -> None:
+  """Parses files then bindings (bindings win), then imports MIXTURE_OR_TASK_MODULE if bound."""
+  paths = ([p for p in gin_search_paths.split(",") if p] if isinstance(gin_search_paths, str)
+           else list(gin_search_paths))
+  for path in [*paths, GIN_DIR, os.getcwd()]:
+    gin.add_config_file_search_path(path)
+  gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings),
+                                      finalize_config=False)
+  try:
+    module = gin.query_parameter("MIXTURE_OR_TASK_MODULE/macro.value")
+  except ValueError:
+    module = None
+  if module:
+    importlib.import_module(module)
+  gin.finalize()
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+               ) -> argparse.Namespace:
+  """Parses `argv` (default sys.argv[1:]) with the gin flags added and applies gin."""
+  import sys  # pylint: disable=g-import-not-at-top
+
+  add_gin_flags(parser)
+  args = parser.parse_args(rewrite_gin_shorthand(sys.argv[1:] if argv is None else argv))
+  parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
+  return args

@@ -1,0 +1,155 @@
+"""The evaluation report a person reads: the paper's per-language table (Markdown and CSV) and
+PNG plots, from per-task accuracies.
+
+Table: one row per (dataset, language/config) with the median accuracy over prompts, the
+paper's number for the same mT0 size beside it when the size is known, and the per-prompt
+accuracies; each dataset closes with its mean over the configs evaluated (and the paper's mean
+over the same configs). Plots: accuracy per language per dataset (bars; paper values as
+markers), and, when several checkpoints were evaluated, each dataset's mean over checkpoints.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
+
+from xmtf import model as model_lib  # noqa: E402
+from xp3_tasks import metrics  # noqa: E402
+
+# mT5 shapes of the paper's sizes (emb_dim, encoder layers): enough to recognise a checkpoint.
+_SIZES = {(512, 8): "small", (768, 12): "base", (1024, 24): "large", (2048, 24): "xl",
+          (4096, 24): "xxl"}
+
+
+def infer_model_size(config: model_lib.T5Config) -> str | None:
+  """'small'..'xxl' when `config` has an mT5 size's shape (for the paper's columns), else None."""
+  return _SIZES.get((config.emb_dim, config.num_encoder_layers))
+
+
+def _fmt(value: float | None) -> str:
+  return "" if value is None else f"{value:.2f}"
+
+
+def table_markdown(rows: Sequence[metrics.TableRow], datasets: Sequence[metrics.DatasetRow],
+                   model_size: str | None, title: str = "Zero-shot accuracy") -> str:
+  """The paper's table: median over prompts per (dataset, language), mean per dataset."""
+  paper = f"paper mT0-{model_size}" if model_size else None
+  lines = [f"# {title}", ""]
+  if model_size:
+    lines += [f"Paper column: the published numbers of the mT0 size `{model_size}` "
+              "(median over the same five prompts).", ""]
+  by_dataset: dict[str, list[metrics.TableRow]] = {}
+  for row in rows:
+    by_dataset.setdefault(row.dataset, []).append(row)
+  means = {d.dataset: d for d in datasets}
+  for dataset, members in by_dataset.items():
+    prompts = sorted({p for r in members for p in r.prompt_accuracies})
+    header = ["config", "language", "group", "median accuracy"] + ([paper] if paper else [])
+    header += prompts
+    lines += [f"## {dataset}", "", "| " + " | ".join(header) + " |",
+              "|" + "|".join(["---"] * len(header)) + "|"]
+    for r in members:
+      cells = [r.config, r.language, r.group, _fmt(r.median_accuracy)]
+      cells += [_fmt(r.paper_accuracy)] if paper else []
+      cells += [_fmt(r.prompt_accuracies.get(p)) for p in prompts]
+      lines.append("| " + " | ".join(cells) + " |")
+    mean = means[dataset]
+    cells = ["**mean**", "", "", f"**{_fmt(mean.mean_accuracy)}**"]
+    cells += [f"**{_fmt(mean.paper_mean)}**" if mean.paper_mean is not None else ""] if paper else []
+    cells += [""] * len(prompts)
+    lines += ["| " + " | ".join(cells) + " |", ""]
+  return "\n".join(lines)
+
+
+def write_csv(path: str, rows: Sequence[metrics.TableRow],
+              datasets: Sequence[metrics.DatasetRow]) -> None:
+  """One line per (dataset, config) and one `mean` line per dataset."""
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["dataset", "config", "language", "group", "median_accuracy",
+                     "paper_accuracy", "num_prompts", "prompt_accuracies"])
+    for r in rows:
+      writer.writerow([r.dataset, r.config, r.language, r.group, f"{r.median_accuracy:.4f}",
+                       _fmt(r.paper_accuracy), len(r.prompt_accuracies),
+                       ";".join(f"{p}={a:.4f}" for p, a in sorted(r.prompt_accuracies.items()))])
+    for d in datasets:
+      writer.writerow([d.dataset, "mean", "", "", f"{d.mean_accuracy:.4f}", _fmt(d.paper_mean),
+                       "", ""])
+
+
+def plot_by_language(path: str, rows: Sequence[metrics.TableRow], model_size: str | None,
+                     title: str) -> None:
+  """One panel per dataset: bars of median accuracy per config, paper values as markers."""
+  by_dataset: dict[str, list[metrics.TableRow]] = {}
+  for row in rows:
+    by_dataset.setdefault(row.dataset, []).append(row)
+  n = len(by_dataset)
+  fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.6 * max(len(v) for v in by_dataset.values())
+                                              + 2), 2.8 * n), squeeze=False)
+  for ax, (dataset, members) in zip(axes[:, 0], by_dataset.items()):
+    x = list(range(len(members)))
+    colors = ["tab:blue" if r.group == "L1" else "tab:orange" for r in members]
+    ax.bar(x, [r.median_accuracy for r in members], color=colors, label="ours (median of prompts)")
+    paper = [(i, r.paper_accuracy) for i, r in enumerate(members) if r.paper_accuracy is not None]
+    if paper:
+      ax.scatter([i for i, _ in paper], [v for _, v in paper], marker="D", color="black",
+                 zorder=3, label=f"paper mT0-{model_size}")
+    ax.set_xticks(x, [r.config for r in members])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{dataset} (blue: language in xP3, orange: not)")
+    ax.legend(loc="upper right", fontsize="small")
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_over_checkpoints(path: str, means_by_step: Mapping[int, Mapping[str, float]],
+                          title: str) -> None:
+  """Each dataset's mean accuracy against the checkpoint step (checkpoint selection)."""
+  steps = sorted(means_by_step)
+  datasets = sorted({d for m in means_by_step.values() for d in m})
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for dataset in datasets:
+    points = [(s, means_by_step[s][dataset]) for s in steps if dataset in means_by_step[s]]
+    ax.plot([s for s, _ in points], [v for _, v in points], marker="o", label=dataset)
+  ax.set_xlabel("checkpoint step")
+  ax.set_ylabel("mean accuracy (%)")
+  ax.set_title(title)
+  ax.legend(fontsize="small")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def write_report(output_dir: str, accuracies_by_step: Mapping[int, Mapping[str, float]],
+                 model_size: str | None = None, report_step: int | None = None) -> dict[str, str]:
+  """Writes table.md, table.csv, accuracy_by_language.png (for `report_step`, default the
+  latest) and accuracy_over_checkpoints.png (when several steps); returns name -> path."""
+  if not accuracies_by_step:
+    raise ValueError("write_report: no evaluated checkpoints")
+  os.makedirs(output_dir, exist_ok=True)
+  step = max(accuracies_by_step) if report_step is None else report_step
+  rows = metrics.table_rows(accuracies_by_step[step], model_size)
+  datasets = metrics.dataset_rows(rows, model_size)
+  title = f"Zero-shot accuracy, checkpoint step {step}"
+  paths = {"markdown": os.path.join(output_dir, "table.md"),
+           "csv": os.path.join(output_dir, "table.csv"),
+           "by_language": os.path.join(output_dir, "accuracy_by_language.png")}
+  with open(paths["markdown"], "w", encoding="utf-8") as f:
+    f.write(table_markdown(rows, datasets, model_size, title) + "\n")
+  write_csv(paths["csv"], rows, datasets)
+  plot_by_language(paths["by_language"], rows, model_size, title)
+  if len(accuracies_by_step) > 1:
+    means = {s: {d.dataset: d.mean_accuracy
+                 for d in metrics.dataset_rows(metrics.table_rows(acc))}
+             for s, acc in accuracies_by_step.items()}
+    paths["over_checkpoints"] = os.path.join(output_dir, "accuracy_over_checkpoints.png")
+    plot_over_checkpoints(paths["over_checkpoints"], means, "Mean accuracy per dataset")
+  return paths
