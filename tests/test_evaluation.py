@@ -14,6 +14,15 @@ TASKS = ["xcopa_zh_best_option", "xcopa_zh_plausible_alternatives", "xwinograd_j
          "xwinograd_jp_underscore_refer_to", "xwinograd_jp_stand_for"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_gin():
+  """The CLIs parse gin into global state: no test sees another's bindings."""
+  import gin
+  yield
+  with gin.unlock_config():
+    gin.clear_config()
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
   from xp3_tasks import vocab  # noqa: F401  (the bundled tiny vocabulary: 2,000 pieces)
@@ -89,3 +98,47 @@ def test_list_checkpoints(model_dir):
   assert eval_lib.list_checkpoints(single, all_checkpoints=False) == [(10, single)]
   with pytest.raises(FileNotFoundError, match="CHECKPOINT_PATH"):
     eval_lib.list_checkpoints(os.path.join(model_dir, "nothing"), all_checkpoints=False)
+
+
+def test_infer_jsonl_predict_and_score(model_dir, tmp_path):
+  from xmtf import infer
+
+  prompts = tmp_path / "prompts.jsonl"
+  prompts.write_text('{"inputs": "Translate to English: Je t\'aime.", "targets": "I love you."}\n'
+                     '{"inputs": "2 + 2 =", "targets": "4"}\n')
+  out = tmp_path / "pred.jsonl"
+  infer.main(["--gin_file=runs/infer.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
+              f"--gin.INPUT_FILE='{prompts}'", f"--gin.OUTPUT_FILE='{out}'",
+              "--gin.DecodeOptions.method='beam'", "--gin.DecodeOptions.beam_size=2",
+              "--gin.DecodeOptions.max_decode_length=5"])
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert len(rows) == 2 and all(isinstance(r["prediction"], str) and len(r["beams"]) == 2
+                                for r in rows)
+  scored = infer.infer(checkpoint_path=model_dir, output_file=str(tmp_path / "s.jsonl"),
+                       input_file=str(prompts), mode="score", batch_size=1)
+  assert scored == 2
+  scores = [json.loads(line)["score"] for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+  assert all(s < 0 for s in scores)
+  bad = tmp_path / "bad.jsonl"
+  bad.write_text('{"inputs": "ok"}\n{"inputs": 3}\n')
+  with pytest.raises(ValueError, match="bad.jsonl:2"):
+    infer.read_jsonl_prompts(str(bad))
+
+
+def test_infer_task_scores(model_dir, tmp_path):
+  from xmtf import infer
+
+  n = infer.infer(checkpoint_path=model_dir, output_file=str(tmp_path / "t.jsonl"),
+                  mixture_or_task_name="xwinograd_jp_replace", mode="score", batch_size=8,
+                  feature_lengths={"inputs": 128, "targets": 32})
+  rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+  assert n == len(rows) > 0 and all("inputs" in r and r["score"] < 0 for r in rows)
+
+
+def test_generate_prints_a_line_per_prompt(model_dir, capsys):
+  from xmtf import generate
+
+  generate.main(["--checkpoint", model_dir, "--max_decode_length", "4", "a", "b"])
+  assert capsys.readouterr().out.count("> ") == 2
+  generate.main(["--checkpoint", model_dir, "--max_decode_length", "4", "--temperature", "0.7",
+                 "--top_k", "5", "Translate to English: Je t'aime."])

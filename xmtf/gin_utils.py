@@ -45,8 +45,12 @@ def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
   """Parses files then bindings (bindings win), then imports MIXTURE_OR_TASK_MODULE if bound."""
   paths = ([p for p in gin_search_paths.split(",") if p] if isinstance(gin_search_paths, str)
            else list(gin_search_paths))
+  with gin.unlock_config():
+    gin.clear_config()  # a second entry point call in one process starts afresh
   for path in [*paths, GIN_DIR, os.getcwd()]:
     gin.add_config_file_search_path(path)
+  # Not finalized (locked): task modules imported later (e.g. xp3_tasks, registered after the
+  # vocabulary binding is known) still register their configurables.
   gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings),
                                       finalize_config=False)
   try:
@@ -55,7 +59,6 @@ def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
     module = None
   if module:
     importlib.import_module(module)
-  gin.finalize()
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
