@@ -17,6 +17,7 @@ step: `table.md`, `table.csv`, `accuracy_by_language.png`, plus
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import re
@@ -111,7 +112,8 @@ def main(argv=None) -> None:
   gin_utils.parse_args(parser, argv)
   from xmtf import runtime  # pylint: disable=g-import-not-at-top
   runtime.hide_gpus_from_tensorflow()
-  evaluate_checkpoints()
+  # Under `python -m` this file is __main__; gin binds the configurable of the module it imports.
+  importlib.import_module("xmtf.eval").evaluate_checkpoints()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ beam search also `beams` and `beam_scores`) or `score` (sum of target log-probab
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -186,7 +187,8 @@ def main(argv=None) -> None:
   gin_utils.parse_args(parser, argv)
   from xmtf import runtime  # pylint: disable=g-import-not-at-top
   runtime.hide_gpus_from_tensorflow()
-  print(f"{infer()} examples written")
+  # Under `python -m` this file is __main__; gin binds the configurable of the module it imports.
+  print(f"{importlib.import_module("xmtf.infer").infer()} examples written")
 
 
 if __name__ == "__main__":
