@@ -188,7 +188,8 @@ def main(argv=None) -> None:
   from xmtf import runtime  # pylint: disable=g-import-not-at-top
   runtime.hide_gpus_from_tensorflow()
   # Under `python -m` this file is __main__; gin binds the configurable of the module it imports.
-  print(f"{importlib.import_module("xmtf.infer").infer()} examples written")
+  count = importlib.import_module("xmtf.infer").infer()
+  print(f"{count} examples written")
 
 
 if __name__ == "__main__":

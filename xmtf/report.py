@@ -103,9 +103,10 @@ def plot_by_language(path: str, rows: Sequence[metrics.TableRow], model_size: st
     ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{dataset} (blue: language in xP3, orange: not)")
-    ax.legend(loc="upper right", fontsize="small")
-  fig.suptitle(title)
-  fig.tight_layout()
+  handles, labels = axes[0, 0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="upper right", fontsize="small")
+  fig.suptitle(title, x=0.02, ha="left")
+  fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (2.8 * n)))
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
