@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "msgpack>=1.0",
     "numpy>=2.0,<3",
     "matplotlib>=3.8,<4",
+    "tensorboard>=2.20,<3",
 ]
 
 EXTRAS_REQUIRE = {

@@ -2,7 +2,13 @@
 
 Each checkpoint holds the orbax items `params` (the float32 parameter tree with T5X names) and
 `model_config` (the T5Config fields as JSON), so a checkpoint alone says which model it is: the
-converters, the evaluators and `from_pretrained`-style loading need nothing else.
+converters, the evaluators and `from_pretrained`-style loading need nothing else. Training
+checkpoints add `opt_state` (Adafactor) and `data_iterator` (the input position, JSON).
+
+Restore order, as T5X: the latest finalised checkpoint of MODEL_DIR (resume), else the initial
+checkpoint (xmtf, T5X or Hugging Face format), else fresh parameters. orbax writes a checkpoint
+into a temporary directory and renames it when complete, so a write cut short is never taken
+for a checkpoint.
 """
 from __future__ import annotations
 
@@ -11,9 +17,15 @@ import os
 import re
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from xmtf import optim
+from xmtf.interop import hf
+from xmtf.interop import hf_directory
+from xmtf.interop import t5x_checkpoint
 from xmtf.model import T5Config
 
 _STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
@@ -78,3 +90,113 @@ def load_params(path: str) -> tuple[Any, T5Config]:
   restored = checkpointer.restore(checkpoint, args=ocp.args.Composite(
       params=ocp.args.StandardRestore(), model_config=ocp.args.JsonRestore()))
   return restored["params"], _config_from_json(restored["model_config"], os.fspath(checkpoint))
+
+
+def _is_xmtf_checkpoint(path: epath.Path) -> bool:
+  return (path / "params").is_dir() or latest_checkpoint(os.fspath(path)) is not None
+
+
+def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(np.shape(leaf))
+          for path, leaf in flat}
+
+
+@dataclasses.dataclass
+class InitialCheckpoint:
+  """Host-memory params (and optionally optimizer state) to start a run from."""
+  params: Any
+  step: int
+  opt_state: optim.AdafactorState | None
+  source: str
+
+
+def load_initial_checkpoint(path: str, config: T5Config, reference_opt_state: Any,
+                            restore_optimizer_state: bool = True) -> InitialCheckpoint:
+  """Params from an xmtf, T5X or Hugging Face checkpoint, checked against `config`.
+
+  `reference_opt_state` is the abstract Adafactor state of the model (shapes only); T5X and
+  xmtf optimizer states are mapped onto it when `restore_optimizer_state` (T5X continues the
+  pretraining optimizer state and step, as mT0 did); otherwise the optimizer starts afresh.
+  """
+  location = epath.Path(path)
+  opt_state = None
+  if (location / "config.json").exists():
+    params, _ = hf_directory.read_hf_directory(path)
+    step, source = 0, "Hugging Face"
+  elif (location / "checkpoint").exists() or location.name == "checkpoint":
+    params = t5x_checkpoint.read_t5x_params(path)
+    t5x_state = (t5x_checkpoint.read_t5x_optimizer_state(path)
+                 if restore_optimizer_state else None)
+    step = int(t5x_state["step"]) if t5x_state and t5x_state["step"] is not None else 0
+    if t5x_state and t5x_state["param_states"]:
+      opt_state = optim.state_from_t5x(t5x_state, reference_opt_state)
+    source = "T5X"
+  elif _is_xmtf_checkpoint(location):
+    checkpoint = location if (location / "params").is_dir() else epath.Path(
+        latest_checkpoint(path))
+    params, _ = load_params(os.fspath(checkpoint))
+    step = int(_STEP_DIR.match(checkpoint.name).group(1)) if _STEP_DIR.match(
+        checkpoint.name) else 0
+    if restore_optimizer_state and (checkpoint / "opt_state").is_dir():
+      restored = ocp.Checkpointer(ocp.CompositeCheckpointHandler()).restore(
+          checkpoint, args=ocp.args.Composite(opt_state=ocp.args.StandardRestore()))
+      opt_state = optim.state_from_t5x(restored["opt_state"], reference_opt_state)
+    source = "xmtf"
+  else:
+    raise FileNotFoundError(
+        f"INITIAL_CHECKPOINT_PATH={path}: not a checkpoint: expected an xmtf checkpoint_<step> "
+        "directory (or a model directory holding one), a T5X checkpoint directory (with a "
+        "msgpack 'checkpoint' file) or a Hugging Face directory (with config.json)")
+  hf.check_param_shapes(_flat_shapes(params), config, where=path)
+  return InitialCheckpoint(params=params, step=step, opt_state=opt_state, source=source)
+
+
+class TrainCheckpointer:
+  """Periodic, asynchronous training checkpoints with `keep` most recent retained."""
+
+  def __init__(self, model_dir: str, keep: int | None = None, async_save: bool = True):
+    self.model_dir = model_dir
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, step_prefix="checkpoint",
+                                           enable_async_checkpointing=async_save, create=True)
+    self._manager = ocp.CheckpointManager(
+        model_dir, options=options,
+        item_handlers=dict(params=ocp.StandardCheckpointHandler(),
+                           opt_state=ocp.StandardCheckpointHandler(),
+                           model_config=ocp.JsonCheckpointHandler(),
+                           data_iterator=ocp.JsonCheckpointHandler()))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, params: Any, opt_state: optim.AdafactorState,
+           model_config: T5Config, data_state: dict[str, Any]) -> None:
+    """Starts writing `step` (returns before the write ends when asynchronous).
+
+    The optimizer state is stored in T5X's layout (`{'step', 'param_states'}`), as the
+    converters write it, so every xmtf checkpoint restores the same way.
+    """
+    if step in self._manager.all_steps():
+      return
+    self._manager.save(step, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(params),
+        opt_state=ocp.args.StandardSave(optim.state_to_t5x(opt_state)),
+        model_config=ocp.args.JsonSave(_config_to_json(model_config)),
+        data_iterator=ocp.args.JsonSave(data_state)), force=True)
+
+  def restore(self, step: int, abstract_params: Any, abstract_opt_state: optim.AdafactorState
+              ) -> tuple[Any, optim.AdafactorState, dict[str, Any]]:
+    """(params, opt_state, data_state) of `step`, placed on the abstract trees' shardings."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(abstract_params),
+        opt_state=ocp.args.StandardRestore(optim.state_to_t5x(abstract_opt_state)),
+        data_iterator=ocp.args.JsonRestore()))
+    saved = restored["opt_state"]
+    opt_state = optim.AdafactorState(saved["step"], saved["param_states"])
+    return restored["params"], opt_state, dict(restored["data_iterator"])
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()

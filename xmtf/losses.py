@@ -147,8 +147,9 @@ def get_loss_normalizing_factor_and_weights(
   weights = batch.get("decoder_loss_weights")
   special = _special(loss_normalizing_factor)
   if special is None:
-    factor = None if loss_normalizing_factor is None else float(loss_normalizing_factor)
-    return factor, weights
+    if loss_normalizing_factor is None or isinstance(loss_normalizing_factor, jax.Array):
+      return loss_normalizing_factor, weights  # None, or a factor computed on the full batch
+    return float(loss_normalizing_factor), weights
   targets = batch["decoder_target_tokens"]
   if weights is None:
     weights = (targets > 0).astype(jnp.float32)

@@ -1,0 +1,297 @@
+r"""Finetuning entry point, with T5X's flags and gin macros.
+
+  python -m xmtf.train --gin_file=gin/mt0_tiny.gin --gin.MODEL_DIR="'/tmp/mt0_tiny'"
+  python -m xmtf.train --gin_file=mt0_xxl.gin --gin.MODEL_DIR="'gs://BUCKET/mt0_xxl'"
+
+Flags: --gin_file (repeatable), --gin.NAME=VALUE, --gin_bindings, --gin_search_paths (the
+repository's gin/ is always searched), --tfds_data_dir, --seqio_additional_cache_dirs, and for
+multi-host runs without auto-detection (GPU clusters, CPU processes) --coordinator_address,
+--process_count, --process_index (TPU pods initialise themselves: --multiprocess).
+The run writes MODEL_DIR/config.gin on start, checkpoints MODEL_DIR/checkpoint_<step>,
+TensorBoard events and metrics.jsonl in MODEL_DIR/train, evaluations in MODEL_DIR/eval.
+SIGTERM (preemption) finishes the current step, writes a checkpoint and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any, Callable, Mapping
+
+import gin
+import jax
+import numpy as np
+
+from xmtf import gin_utils
+
+log = logging.getLogger("xmtf.train")
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A step produced a non-finite loss or gradient (its update was not applied)."""
+
+
+class _Preemption:
+  """Records SIGTERM; all hosts stop at the same step (jax's preemption sync point)."""
+
+  def __init__(self):
+    self.requested = False
+    if jax.process_count() == 1:
+      signal.signal(signal.SIGTERM, self._on_signal)
+
+  def _on_signal(self, signum, frame) -> None:
+    del signum, frame
+    self.requested = True
+
+  def reached(self, step: int) -> bool:
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return multihost_utils.reached_preemption_sync_point(step)
+
+
+class _MetricsWriter:
+  """TensorBoard scalars and a JSON-lines file, written by the first process only."""
+
+  def __init__(self, directory: str):
+    self.directory = directory
+    self._enabled = jax.process_index() == 0
+    self._summary = None
+    if self._enabled:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      tf.io.gfile.makedirs(directory)
+      self._tf = tf
+      self._summary = tf.summary.create_file_writer(directory)
+
+  def write(self, step: int, scalars: Mapping[str, float]) -> None:
+    if not self._enabled:
+      return
+    with self._summary.as_default():
+      for name, value in scalars.items():
+        self._tf.summary.scalar(name, value, step=step)
+    self._summary.flush()
+    with self._tf.io.gfile.GFile(os.path.join(self.directory, "metrics.jsonl"), "a") as f:
+      f.write(json.dumps({"step": step, **scalars}, sort_keys=True) + "\n")
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
+
+
+def _write_config(model_dir: str) -> None:
+  if jax.process_index() != 0:
+    return
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.io.gfile.makedirs(model_dir)
+  with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
+    f.write(gin.config_str())
+
+
+@gin.configurable(denylist=["on_step"])
+def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
+          train_dataset_cfg: Any = gin.REQUIRED, train_steps: int = gin.REQUIRED,
+          optimizer: Any = gin.REQUIRED, learning_rate_fn: Callable | None = None,
+          mesh_fn: Callable = None, logical_axis_rules: Any = None,
+          num_microbatches: int = 1, loss_normalizing_factor: Any = None,
+          checkpoint_period: int = 1000, keep_checkpoints: int | None = None,
+          async_checkpointing: bool = True, initial_checkpoint_path: str | None = None,
+          restore_optimizer_state: bool = True, eval_period: int = 0,
+          evaluator_cls: Callable | None = None, random_seed: int = 0, log_period: int = 10,
+          on_nonfinite: str = "stop", peak_flops_per_device: float | None = None,
+          on_step: Callable[[int, dict], None] | None = None) -> dict[str, float]:
+  """Trains until `train_steps` (absolute, as T5X: a run from mT5's step 1,000,000 for 25,000
+  steps sets 1,025,000); returns the last logged metrics.
+
+  on_nonfinite: 'stop' raises NonFiniteLossError naming the step; 'skip' drops the update and
+  counts it. Either way no non-finite value enters the parameters or a checkpoint.
+  """
+  # Heavy imports here: `--help` and gin parsing stay fast.
+  from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
+  from xmtf import data  # pylint: disable=g-import-not-at-top
+  from xmtf import flops  # pylint: disable=g-import-not-at-top
+  from xmtf import partitioning  # pylint: disable=g-import-not-at-top
+  from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+
+  if on_nonfinite not in ("stop", "skip"):
+    raise ValueError(f"train.on_nonfinite={on_nonfinite!r}: expected 'stop' or 'skip'")
+  _write_config(model_dir)
+  mesh = (mesh_fn or partitioning.create_mesh)()
+  rules = logical_axis_rules or partitioning.standard_logical_axis_rules()
+  layout = partitioning.get_data_layout(mesh, train_dataset_cfg.batch_size)
+  trainer = trainer_lib.Trainer(model_config, optimizer, mesh, rules,
+                                loss_normalizing_factor=loss_normalizing_factor,
+                                num_microbatches=num_microbatches,
+                                learning_rate_fn=learning_rate_fn)
+  checkpointer = checkpoints.TrainCheckpointer(model_dir, keep=keep_checkpoints,
+                                               async_save=async_checkpointing)
+  state, position = _restore_or_init(trainer, checkpointer, model_config,
+                                     initial_checkpoint_path, restore_optimizer_state,
+                                     random_seed)
+  start_step = int(state.step)
+  batches = data.BatchIterator(
+      data.get_dataset(train_dataset_cfg, layout.shard_info(), layout.per_host_batch_size),
+      position)
+  evaluator = None
+  if eval_period and evaluator_cls is not None:
+    evaluator = evaluator_cls(model_config=model_config,
+                              output_dir=os.path.join(model_dir, "eval"), mesh=mesh, rules=rules)
+  writer = _MetricsWriter(os.path.join(model_dir, "train"))
+  lengths = train_dataset_cfg.task_feature_lengths
+  step_flops = flops.train_flops_per_step(model_config, train_dataset_cfg.batch_size,
+                                          lengths["inputs"], lengths["targets"])
+  peak = peak_flops_per_device * jax.device_count() if peak_flops_per_device else None
+  preemption = _Preemption()
+  rng = jax.random.PRNGKey(random_seed)
+
+  def save(step: int) -> None:
+    checkpointer.save(step, state.params, state.opt_state, model_config, batches.state())
+
+  log.info("training %s from step %d to %d on mesh %s", train_dataset_cfg.mixture_or_task_name,
+           start_step, train_steps, dict(mesh.shape))
+  step, window, window_start, window_steps = start_step, None, time.time(), 0
+  host_counts = {"non_padding_tokens": 0.0, "examples": 0.0}
+  pending_finite = None  # (step, flag) of the previous step, read after the next dispatch
+  last: dict[str, float] = {}
+  nonfinite_steps = 0
+  try:
+    while step < train_steps:
+      batch = next(batches)
+      host_counts["non_padding_tokens"] += float(
+          np.count_nonzero(batch["encoder_input_tokens"])
+          + np.count_nonzero(batch["decoder_target_tokens"])) * layout.num_shards
+      host_counts["examples"] += batch["encoder_input_tokens"].shape[0] * layout.num_shards
+      state, metrics = trainer.train_step(
+          state, partitioning.host_local_batch_to_global(batch, mesh, layout), rng)
+      step += 1
+      window_steps += 1
+      if pending_finite is not None and not bool(pending_finite[1]):
+        nonfinite_steps += 1
+        _on_nonfinite(on_nonfinite, pending_finite[0], nonfinite_steps)
+      pending_finite = (step, metrics.pop("finite"))
+      window = metrics if window is None else jax.tree.map(lambda a, b: a + b, window, metrics)
+      if step % log_period == 0 or step == train_steps:
+        if not bool(pending_finite[1]):
+          nonfinite_steps += 1
+          _on_nonfinite(on_nonfinite, pending_finite[0], nonfinite_steps)
+        pending_finite = None
+        seconds = time.time() - window_start
+        window = dict(jax.device_get(window), **host_counts, nonfinite_steps=nonfinite_steps)
+        last = trainer_lib.summarize(window, seconds, window_steps, step_flops, peak)
+        writer.write(step, last)
+        eta = (train_steps - step) / max(last["steps_per_second"], 1e-9)
+        log.info("step %d/%d loss %.4f acc %.3f %.0f tokens/s%s ETA %s", step, train_steps,
+                 last["loss"], last["accuracy"], last["non_padding_tokens_per_second"],
+                 f" mfu {last['mfu']:.1%}" if "mfu" in last else "", _format_eta(eta))
+        if on_step is not None:
+          on_step(step, last)
+        window, window_start, window_steps = None, time.time(), 0
+        host_counts = {"non_padding_tokens": 0.0, "examples": 0.0}
+      if step % checkpoint_period == 0:
+        save(step)
+      if evaluator is not None and step % eval_period == 0:
+        results = evaluator.evaluate(step, state.params)
+        log.info("eval step %d: %s", step, _headline(results))
+      if preemption.reached(step):
+        log.warning("SIGTERM: checkpointing step %d and exiting", step)
+        break
+    if pending_finite is not None and not bool(pending_finite[1]):
+      nonfinite_steps += 1
+      _on_nonfinite(on_nonfinite, pending_finite[0], nonfinite_steps)
+    save(step)
+    if evaluator is not None and step % eval_period and not preemption.requested:
+      evaluator.evaluate(step, state.params)
+  finally:
+    checkpointer.wait()
+    checkpointer.close()
+    if evaluator is not None:
+      evaluator.close()
+  return last
+
+
+def _on_nonfinite(policy: str, step: int, count: int) -> None:
+  if policy == "stop":
+    raise NonFiniteLossError(
+        f"step {step}: non-finite loss or gradient; the update was not applied and no "
+        "checkpoint holds it. Resume from the last checkpoint with a lower learning rate, or "
+        "set train.on_nonfinite = 'skip' to drop such updates")
+  log.warning("step %d: non-finite loss or gradient, update skipped (%d so far)", step, count)
+
+
+def _headline(results: Mapping[str, float]) -> str:
+  means = {k: round(v, 2) for k, v in results.items() if k.endswith("/mean_accuracy")}
+  return json.dumps(means or {k: round(v, 4) for k, v in list(results.items())[:8]})
+
+
+def _restore_or_init(trainer, checkpointer, model_config, initial_checkpoint_path,
+                     restore_optimizer_state, random_seed):
+  """(state, data position): resume from MODEL_DIR, else the initial checkpoint, else fresh."""
+  from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
+  from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+
+  latest = checkpointer.latest_step()
+  if latest is not None:
+    abstract = trainer.abstract_state_with_shardings()
+    params, opt_state, data_state = checkpointer.restore(latest, abstract.params,
+                                                         abstract.opt_state)
+    step = jax.device_put(np.int32(latest), trainer.state_shardings.step)
+    log.info("resuming from %s/checkpoint_%d", checkpointer.model_dir, latest)
+    return trainer_lib.TrainState(step=step, params=params, opt_state=opt_state), int(
+        data_state.get("position", 0))
+  if initial_checkpoint_path:
+    initial = checkpoints.load_initial_checkpoint(
+        initial_checkpoint_path, model_config, trainer.abstract_state.opt_state,
+        restore_optimizer_state)
+    log.info("starting from the %s checkpoint %s (step %d, optimizer state %s)", initial.source,
+             initial_checkpoint_path, initial.step,
+             "restored" if initial.opt_state is not None else "fresh")
+    return trainer.state_from_params(initial.params, initial.step, initial.opt_state), 0
+  log.info("no checkpoint: training from fresh parameters (seed %d)", random_seed)
+  return trainer.init_state(jax.random.PRNGKey(random_seed)), 0
+
+
+def _initialize_distributed(args: argparse.Namespace) -> None:
+  if args.coordinator_address:
+    jax.distributed.initialize(coordinator_address=args.coordinator_address,
+                               num_processes=args.process_count, process_id=args.process_index)
+  elif args.multiprocess:
+    jax.distributed.initialize()  # TPU pods and managed clusters: auto-detected
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--tfds_data_dir", default=None, help="TFDS data directory")
+  parser.add_argument("--seqio_additional_cache_dirs", default="",
+                      help="comma-separated directories holding seqio caches (USE_CACHED_TASKS)")
+  parser.add_argument("--multiprocess", action="store_true",
+                      help="call jax.distributed.initialize() with auto-detection (TPU pods)")
+  parser.add_argument("--coordinator_address", default=None,
+                      help="host:port of process 0 (GPU clusters, CPU processes)")
+  parser.add_argument("--process_count", type=int, default=None)
+  parser.add_argument("--process_index", type=int, default=None)
+  gin_utils.add_gin_flags(parser)
+  args = parser.parse_args(gin_utils.rewrite_gin_shorthand(
+      sys.argv[1:] if argv is None else argv))
+  _initialize_distributed(args)  # before anything touches the devices
+  from xmtf import runtime  # pylint: disable=g-import-not-at-top
+  runtime.hide_gpus_from_tensorflow()
+  import seqio  # pylint: disable=g-import-not-at-top
+  if args.tfds_data_dir:
+    seqio.set_tfds_data_dir_override(args.tfds_data_dir)
+  if args.seqio_additional_cache_dirs:
+    seqio.add_global_cache_dirs(args.seqio_additional_cache_dirs.split(","))
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
+  # Under `python -m` this file is __main__; gin binds the module it imported.
+  importlib.import_module("xmtf.train").train()
+
+
+if __name__ == "__main__":
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-file chatter
+  main()
