@@ -13,6 +13,7 @@ for a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from typing import Any
@@ -29,6 +30,17 @@ from xmtf.interop import t5x_checkpoint
 from xmtf.model import T5Config
 
 _STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
+CORRUPT_SUFFIX = ".corrupt"  # a set-aside checkpoint_<step>: no longer a step to orbax or us
+
+log = logging.getLogger("xmtf.checkpoints")
+
+
+class CheckpointShapeError(ValueError):
+  """A checkpoint's parameter shapes do not match the model (not corruption: no fallback)."""
+
+
+class CheckpointRestoreError(RuntimeError):
+  """No checkpoint of a model directory could be restored."""
 
 
 def _config_to_json(config: T5Config) -> dict[str, Any]:
@@ -98,8 +110,30 @@ def _is_xmtf_checkpoint(path: epath.Path) -> bool:
 
 def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(np.shape(leaf))
-          for path, leaf in flat}
+  return {"/".join(str(getattr(k, "key", k)) for k in path):
+          tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf)) for path, leaf in flat}
+
+
+def _check_shapes(stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]],
+                  where: str) -> None:
+  """Names the first parameter whose stored shape differs from the model's, or that is absent."""
+  missing = sorted(set(expected) - set(stored))
+  unknown = sorted(set(stored) - set(expected))
+  if missing or unknown:
+    raise CheckpointShapeError(
+        f"{where}: parameters do not match the model configuration: missing {missing[:5]}, "
+        f"unexpected {unknown[:5]}")
+  for name, shape in expected.items():
+    if tuple(stored[name]) != tuple(shape):
+      raise CheckpointShapeError(
+          f"{where}: parameter {name} has shape {tuple(stored[name])} in the checkpoint but "
+          f"{tuple(shape)} in the model configuration (a checkpoint of another model size? "
+          "check MODEL_DIR and the model gin file)")
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:500] if text else repr(error)
 
 
 @dataclasses.dataclass
@@ -186,7 +220,13 @@ class TrainCheckpointer:
 
   def restore(self, step: int, abstract_params: Any, abstract_opt_state: optim.AdafactorState
               ) -> tuple[Any, optim.AdafactorState, dict[str, Any]]:
-    """(params, opt_state, data_state) of `step`, placed on the abstract trees' shardings."""
+    """(params, opt_state, data_state) of `step`, placed on the abstract trees' shardings.
+
+    Raises CheckpointShapeError naming the parameter and both shapes when the checkpoint was
+    written for another model configuration.
+    """
+    stored = self._manager.item_metadata(step)["params"]
+    _check_shapes(_flat_shapes(stored), _flat_shapes(abstract_params), self.step_path(step))
     restored = self._manager.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(abstract_params),
         opt_state=ocp.args.StandardRestore(optim.state_to_t5x(abstract_opt_state)),
@@ -194,6 +234,56 @@ class TrainCheckpointer:
     saved = restored["opt_state"]
     opt_state = optim.AdafactorState(saved["step"], saved["param_states"])
     return restored["params"], opt_state, dict(restored["data_iterator"])
+
+  def restore_latest(self, abstract_params: Any, abstract_opt_state: optim.AdafactorState
+                     ) -> tuple[int, Any, optim.AdafactorState, dict[str, Any]] | None:
+    """(step, params, opt_state, data_state) of the newest restorable checkpoint, or None.
+
+    Why fall back: a checkpoint can be finalised and still be unreadable (a disk or bucket
+    lost a file, someone truncated it); resuming from the previous one loses a few steps,
+    refusing to start loses the run. Each unreadable checkpoint is logged with its error and
+    renamed `checkpoint_<step>.corrupt` (kept for inspection), so the run's next save of
+    that step is not mistaken for an existing one. Shape mismatches are not corruption and
+    raise at once; if no checkpoint restores, CheckpointRestoreError lists every error.
+    """
+    failures = []
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        restored = self.restore(step, abstract_params, abstract_opt_state)
+      except CheckpointShapeError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        message = f"{self.step_path(step)}: {type(e).__name__}: {_first_line(e)}"
+        log.warning("cannot restore checkpoint %s; trying the previous checkpoint", message)
+        failures.append((step, message))
+        continue
+      self._set_aside([bad for bad, _ in failures])
+      return (step, *restored)
+    if failures:
+      raise CheckpointRestoreError(
+          f"{self.model_dir}: no checkpoint could be restored (all are damaged):\n  "
+          + "\n  ".join(message for _, message in failures)
+          + "\nMove them away to start afresh (or from INITIAL_CHECKPOINT_PATH).")
+    return None
+
+  def step_path(self, step: int) -> str:
+    return os.fspath(epath.Path(self.model_dir) / f"checkpoint_{step}")
+
+  def _set_aside(self, steps: list[int]) -> None:
+    if not steps:
+      return
+    if jax.process_index() == 0:
+      for step in steps:
+        path = epath.Path(self.step_path(step))
+        target = path.parent / (path.name + CORRUPT_SUFFIX)
+        if target.exists():
+          target.rmtree()
+        path.rename(target)
+        log.warning("set the unreadable checkpoint aside as %s", target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices("xmtf_checkpoints_set_aside")
+    self._manager.reload()
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -234,13 +234,12 @@ def _restore_or_init(trainer, checkpointer, model_config, initial_checkpoint_pat
   from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
   from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    abstract = trainer.abstract_state_with_shardings()
-    params, opt_state, data_state = checkpointer.restore(latest, abstract.params,
-                                                         abstract.opt_state)
+  abstract = trainer.abstract_state_with_shardings()
+  restored = checkpointer.restore_latest(abstract.params, abstract.opt_state)
+  if restored is not None:
+    latest, params, opt_state, data_state = restored
     step = jax.device_put(np.int32(latest), trainer.state_shardings.step)
-    log.info("resuming from %s/checkpoint_%d", checkpointer.model_dir, latest)
+    log.info("resuming from %s", checkpointer.step_path(latest))
     return trainer_lib.TrainState(step=step, params=params, opt_state=opt_state), int(
         data_state.get("position", 0))
   if initial_checkpoint_path:
