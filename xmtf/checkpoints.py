@@ -187,12 +187,18 @@ def load_initial_checkpoint(path: str, config: T5Config, reference_opt_state: An
 
 
 class TrainCheckpointer:
-  """Periodic, asynchronous training checkpoints with `keep` most recent retained."""
+  """Periodic, asynchronous training checkpoints with `keep` most recent retained.
+
+  Crash safety: orbax writes `checkpoint_<step>.orbax-checkpoint-tmp-*` and renames it when
+  complete; steps are only ever read from finalised names, and leftovers of a killed write are
+  removed when the next run opens the directory.
+  """
 
   def __init__(self, model_dir: str, keep: int | None = None, async_save: bool = True):
     self.model_dir = model_dir
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, step_prefix="checkpoint",
-                                           enable_async_checkpointing=async_save, create=True)
+                                           enable_async_checkpointing=async_save, create=True,
+                                           cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(
         model_dir, options=options,
         item_handlers=dict(params=ocp.StandardCheckpointHandler(),

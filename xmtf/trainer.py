@@ -46,6 +46,11 @@ def _microbatches(batch: Batch, num_microbatches: int) -> Batch:
   return jax.tree.map(split, batch)
 
 
+def _all_finite(tree: PyTree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+  return functools.reduce(jnp.logical_and, leaves, jnp.asarray(True))
+
+
 class Trainer:
   """Builds the state and the jitted step for one model, optimizer, mesh and rule set."""
 
@@ -159,7 +164,10 @@ class Trainer:
     grad_norm = optim.global_norm(grads)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(grad_norm)
+    # The loss and gradient can be finite and the update still overflow (a learning rate far
+    # too large): the new parameters themselves are checked, so none ever hold inf or NaN.
+    finite = (jnp.isfinite(sums["loss"]) & jnp.isfinite(grad_norm)
+              & _all_finite(params))
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
                            opt_state=keep(opt_state, state.opt_state))
