@@ -172,13 +172,14 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
       window_steps += 1
       if pending_finite is not None and not bool(pending_finite[1]):
         nonfinite_steps += 1
-        _on_nonfinite(on_nonfinite, pending_finite[0], nonfinite_steps)
-      pending_finite = (step, metrics.pop("finite"))
+        _on_nonfinite(on_nonfinite, *pending_finite[0], nonfinite_steps)
+      pending_finite = ((step, f"{train_dataset_cfg.mixture_or_task_name!r}, batch "
+                                f"{batches.position - 1} of this host"), metrics.pop("finite"))
       window = metrics if window is None else jax.tree.map(lambda a, b: a + b, window, metrics)
       if step % log_period == 0 or step == train_steps:
         if not bool(pending_finite[1]):
           nonfinite_steps += 1
-          _on_nonfinite(on_nonfinite, pending_finite[0], nonfinite_steps)
+          _on_nonfinite(on_nonfinite, *pending_finite[0], nonfinite_steps)
         pending_finite = None
         seconds = time.time() - window_start
         window = dict(jax.device_get(window), **host_counts, nonfinite_steps=nonfinite_steps)
@@ -202,7 +203,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
         break
     if pending_finite is not None and not bool(pending_finite[1]):
       nonfinite_steps += 1
-      _on_nonfinite(on_nonfinite, pending_finite[0], nonfinite_steps)
+      _on_nonfinite(on_nonfinite, *pending_finite[0], nonfinite_steps)
     save(step)
     if evaluator is not None and step % eval_period and not preemption.requested:
       evaluator.evaluate(step, state.params)
@@ -214,13 +215,14 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   return last
 
 
-def _on_nonfinite(policy: str, step: int, count: int) -> None:
+def _on_nonfinite(policy: str, step: int, data: str, count: int) -> None:
   if policy == "stop":
     raise NonFiniteLossError(
-        f"step {step}: non-finite loss or gradient; the update was not applied and no "
-        "checkpoint holds it. Resume from the last checkpoint with a lower learning rate, or "
-        "set train.on_nonfinite = 'skip' to drop such updates")
-  log.warning("step %d: non-finite loss or gradient, update skipped (%d so far)", step, count)
+        f"step {step}: non-finite loss, gradient or parameters (data: {data}); the update "
+        "was not applied and no checkpoint holds it. Resume from the last checkpoint with a "
+        "lower learning rate, or set ON_NONFINITE = 'skip' to drop such updates")
+  log.warning("step %d: non-finite loss, gradient or parameters (data: %s), update skipped "
+              "(%d so far)", step, data, count)
 
 
 def _headline(results: Mapping[str, float]) -> str:
@@ -287,7 +289,12 @@ def main(argv: list[str] | None = None) -> None:
     seqio.add_global_cache_dirs(args.seqio_additional_cache_dirs.split(","))
   gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
   # Under `python -m` this file is __main__; gin binds the module it imported.
-  importlib.import_module("xmtf.train").train()
+  module = importlib.import_module("xmtf.train")
+  try:
+    module.train()
+  except module.NonFiniteLossError as e:
+    log.error("stopped: %s", e)
+    sys.exit(3)
 
 
 if __name__ == "__main__":
