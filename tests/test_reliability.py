@@ -148,3 +148,119 @@ def test_preemption_and_kills_resume_exactly(env, tmp_path):
   assert [path for path, _ in ours] == [path for path, _ in theirs]
   for (path, a), (_, b) in zip(ours, theirs):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+
+
+def _all_finite(path) -> bool:
+  return all(np.all(np.isfinite(np.asarray(leaf))) for _, leaf in _params(path))
+
+
+def test_nonfinite_stop_reports_and_skip_counts(env, tmp_path):
+  """A learning rate of 1e30 makes step 2 non-finite: 'stop' names the step and the mixture and
+  exits non-zero; 'skip' drops the updates, counts them and finishes. No checkpoint holds NaN."""
+  stop_dir, skip_dir = str(tmp_path / "stop"), str(tmp_path / "skip")
+  huge = "--gin.LEARNING_RATE=1e30"
+  stop = _start(env, stop_dir, huge, steps=4)
+  skip = _start(env, skip_dir, huge, "--gin.ON_NONFINITE='skip'", steps=4)
+  assert _finish(stop, stop_dir) == 3, _log_text(stop_dir)[-3000:]
+  text = _log_text(stop_dir)
+  assert "stopped: step 2: non-finite loss" in text, text[-3000:]
+  assert "'xp3_cluster_sentiment', batch 1" in text
+  assert max(r["step"] for r in _metrics(stop_dir)) == 1
+  for step in _steps(stop_dir):
+    assert _all_finite(os.path.join(stop_dir, f"checkpoint_{step}"))
+
+  assert _finish(skip, skip_dir) == 0, _log_text(skip_dir)[-3000:]
+  assert _metrics(skip_dir)[-1]["nonfinite_steps"] == 3
+  assert "update skipped (3 so far)" in _log_text(skip_dir)
+  assert _steps(skip_dir) == [2, 4]
+  first, last = (_params(os.path.join(skip_dir, f"checkpoint_{s}")) for s in (2, 4))
+  for (path, a), (_, b) in zip(first, last):  # every update after step 1 was dropped
+    assert np.all(np.isfinite(np.asarray(b))), path
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+
+
+def _tiny_trainer(emb_dim=16):
+  from xmtf import model as model_lib  # pylint: disable=g-import-not-at-top
+  from xmtf import optim  # pylint: disable=g-import-not-at-top
+  from xmtf import partitioning  # pylint: disable=g-import-not-at-top
+  from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  config = model_lib.T5Config(vocab_size=128, emb_dim=emb_dim, num_heads=2, head_dim=8,
+                              num_encoder_layers=1, num_decoder_layers=1, mlp_dim=32,
+                              dtype="float32")
+  return trainer_lib.Trainer(config, optim.adafactor(learning_rate=1e-3),
+                             partitioning.create_mesh(1),
+                             partitioning.standard_logical_axis_rules())
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  """(trainer, fresh state) of a tiny model, shared by the checkpoint tests."""
+  import jax  # pylint: disable=g-import-not-at-top
+  trainer = _tiny_trainer()
+  return trainer, trainer.init_state(jax.random.PRNGKey(0))
+
+
+@pytest.fixture(name="saved")
+def _saved(tmp_path, tiny):
+  """Checkpoints 2, 4, 6 of a tiny model: (model_dir, trainer, checkpointer, state)."""
+  from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
+  trainer, state = tiny
+  model_dir = str(tmp_path / "model")
+  checkpointer = checkpoints.TrainCheckpointer(model_dir, async_save=False)
+  for step in (2, 4, 6):
+    checkpointer.save(step, state.params, state.opt_state, trainer.config, {"position": step})
+  checkpointer.wait()
+  yield model_dir, trainer, checkpointer, state
+  checkpointer.close()
+
+
+def _data_files(checkpoint_dir):
+  return sorted(os.path.join(root, name) for root, _, names in os.walk(
+      os.path.join(checkpoint_dir, "params")) for name in names
+                if os.path.basename(root) == "d")
+
+
+def test_unfinished_write_is_never_latest(saved):
+  from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
+  model_dir, _, checkpointer, _ = saved
+  partial = os.path.join(model_dir, "checkpoint_8.orbax-checkpoint-tmp-1795361599")
+  os.makedirs(os.path.join(partial, "params"))  # what a kill during the write leaves
+  assert checkpoints.latest_checkpoint(model_dir).endswith("checkpoint_6")
+  reopened = checkpoints.TrainCheckpointer(model_dir, async_save=False)
+  assert reopened.latest_step() == checkpointer.latest_step() == 6
+  state = saved[3]
+  reopened.save(8, state.params, state.opt_state, saved[1].config, {"position": 8})
+  reopened.close()
+  assert not os.path.exists(partial)  # the leftover is gone, the step written afresh
+  assert checkpoints.latest_checkpoint(model_dir).endswith("checkpoint_8")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_latest_falls_back_to_previous(saved, damage, caplog):
+  model_dir, trainer, checkpointer, _ = saved
+  for path in _data_files(os.path.join(model_dir, "checkpoint_6")):
+    if damage == "truncate":
+      os.truncate(path, os.path.getsize(path) // 2)
+    else:
+      os.remove(path)
+  abstract = trainer.abstract_state_with_shardings()
+  with caplog.at_level("WARNING", logger="xmtf.checkpoints"):
+    step, params, _, data_state = checkpointer.restore_latest(abstract.params,
+                                                              abstract.opt_state)
+  assert (step, data_state) == (4, {"position": 4})
+  assert f"cannot restore checkpoint {model_dir}/checkpoint_6" in caplog.text
+  assert os.path.isdir(os.path.join(model_dir, "checkpoint_6.corrupt"))  # kept, set aside
+  assert checkpointer.latest_step() == 4
+  assert params["decoder"]["decoder_norm"]["scale"].shape == (16,)
+
+
+def test_all_damaged_raises_listing_each(saved):
+  from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
+  model_dir, trainer, checkpointer, _ = saved
+  for step in (2, 4, 6):
+    os.remove(os.path.join(model_dir, f"checkpoint_{step}", "params", "_METADATA"))
+  abstract = trainer.abstract_state_with_shardings()
+  with pytest.raises(checkpoints.CheckpointRestoreError) as error:
+    checkpointer.restore_latest(abstract.params, abstract.opt_state)
+  for step in (2, 4, 6):
+    assert f"{model_dir}/checkpoint_{step}:" in str(error.value)

@@ -231,8 +231,10 @@ class TrainCheckpointer:
     Raises CheckpointShapeError naming the parameter and both shapes when the checkpoint was
     written for another model configuration.
     """
-    stored = self._manager.item_metadata(step)["params"]
-    _check_shapes(_flat_shapes(stored), _flat_shapes(abstract_params), self.step_path(step))
+    stored = _flat_shapes(self._manager.item_metadata(step)["params"])
+    if not stored:
+      raise FileNotFoundError(f"{self.step_path(step)}/params: no parameter metadata")
+    _check_shapes(stored, _flat_shapes(abstract_params), self.step_path(step))
     restored = self._manager.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(abstract_params),
         opt_state=ocp.args.StandardRestore(optim.state_to_t5x(abstract_opt_state)),
