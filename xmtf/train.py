@@ -159,6 +159,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   pending_finite = None  # (step, flag) of the previous step, read after the next dispatch
   last: dict[str, float] = {}
   nonfinite_steps = 0
+  warned_truncation: set[str] = set()
   try:
     while step < train_steps:
       batch = next(batches)
@@ -184,6 +185,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
         seconds = time.time() - window_start
         window = dict(jax.device_get(window), **host_counts, nonfinite_steps=nonfinite_steps)
         last = trainer_lib.summarize(window, seconds, window_steps, step_flops, peak)
+        last.update(_truncation_report(lengths, warned_truncation))
         writer.write(step, last)
         eta = (train_steps - step) / max(last["steps_per_second"], 1e-9)
         log.info("step %d/%d loss %.4f acc %.3f %.0f tokens/s%s ETA %s", step, train_steps,
@@ -223,6 +225,26 @@ def _on_nonfinite(policy: str, step: int, data: str, count: int) -> None:
         "lower learning rate, or set ON_NONFINITE = 'skip' to drop such updates")
   log.warning("step %d: non-finite loss, gradient or parameters (data: %s), update skipped "
               "(%d so far)", step, data, count)
+
+
+def _truncation_report(lengths: Mapping[str, int], warned: set[str]) -> dict[str, float]:
+  """Fractions of examples cut to TASK_FEATURE_LENGTHS so far, as metrics; warns once each.
+
+  The xP3 tasks count them (xp3_tasks/truncation.py); other tasks report nothing.
+  """
+  from xp3_tasks import truncation  # pylint: disable=g-import-not-at-top
+  metrics = {}
+  for feature, (truncated, seen) in sorted(truncation.truncation_counts().items()):
+    if not seen:
+      continue
+    metrics[f"truncated_{feature}_fraction"] = truncated / seen
+    if truncated and feature not in warned:
+      warned.add(feature)
+      log.warning("%d of %d examples read so far (%.1f%%) have %s longer than "
+                  "TASK_FEATURE_LENGTHS['%s'] = %s and are truncated; the fraction is logged as "
+                  "truncated_%s_fraction", truncated, seen, 100 * truncated / seen, feature,
+                  feature, lengths.get(feature), feature)
+  return metrics
 
 
 def _headline(results: Mapping[str, float]) -> str:

@@ -83,6 +83,9 @@ def parse_line(raw: bytes, path: str, line_number: int,
     if not isinstance(value, str):
       raise InvalidRecordError(f"{where}: field {field!r} must be a string, got "
                                f"{type(value).__name__}")
+    if field == "targets" and not value:
+      raise InvalidRecordError(f"{where}: field 'targets' is empty (the model would learn "
+                               "to answer nothing)")
     example[field] = value
   for field in extra_fields:
     value = record.get(field, "")
@@ -95,7 +98,7 @@ def parse_line(raw: bytes, path: str, line_number: int,
 def _reason(error: InvalidRecordError) -> str:
   message = str(error)
   for reason in ("invalid UTF-8", "malformed JSON", "expected a JSON object", "missing field",
-                 "must be a string", "is a list"):
+                 "must be a string", "is a list", "is empty", "empty file"):
     if reason in message:
       return reason.replace(" ", "_").replace("-", "").lower()
   return "invalid"
@@ -106,12 +109,16 @@ def iter_records(path: str, *, skip_invalid: bool = False, extra_fields: Sequenc
   """Yields the records of one JSON-lines file (every num_shards-th line from shard_index).
 
   Blank lines (e.g. a trailing newline) are ignored; line numbers count every line, from 1.
+  A file without any record (empty or blank) is an error too: a file that lost its contents
+  would otherwise just shrink the mixture.
   """
+  nonblank = 0
   with tf.io.gfile.GFile(path, "rb") as f:
     for line_number, raw in enumerate(f, start=1):
-      if (line_number - 1) % num_shards != shard_index:
-        continue
       if not raw.strip():
+        continue
+      nonblank += 1
+      if (line_number - 1) % num_shards != shard_index:
         continue
       try:
         yield parse_line(raw.rstrip(b"\r\n"), path, line_number, extra_fields)
@@ -119,6 +126,11 @@ def iter_records(path: str, *, skip_invalid: bool = False, extra_fields: Sequenc
         if not skip_invalid:
           raise
         _record_skip(path, _reason(e), str(e))
+  if not nonblank:
+    error = InvalidRecordError(f"{path}: empty file (no records)")
+    if not skip_invalid:
+      raise error
+    _record_skip(path, _reason(error), str(error))
 
 
 class JsonlDataSource(seqio.DataSource):

@@ -23,6 +23,7 @@ from xp3_tasks import manifest_file as manifest_lib
 from xp3_tasks import metadata
 from xp3_tasks import naming
 from xp3_tasks import sources
+from xp3_tasks import truncation
 from xp3_tasks import vocab as vocab_lib
 
 TRAIN_SPLIT = "train"
@@ -39,6 +40,7 @@ def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
 PREPROCESSORS = (
     seqio.preprocessors.tokenize,
     seqio.CacheDatasetPlaceholder(),
+    truncation.count_truncated,  # reported by the trainer (see xp3_tasks/truncation.py)
     seqio.preprocessors.append_eos_after_trim,
 )
 
