@@ -9,6 +9,7 @@ re-read at all, cache the tasks (`USE_CACHED_TASKS`), which makes skipping cheap
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Iterator, Mapping
 
 import gin
@@ -32,13 +33,28 @@ class DatasetConfig:
   use_custom_packing_ops: bool = False
 
 
+def get_mixture_or_task(name: str) -> seqio.DatasetProviderBase:
+  """The registered seqio mixture or task `name`; an unknown name gets the closest names.
+
+  Why: with thousands of xP3 task names a typo is likely, and seqio's own error lists nothing.
+  """
+  if name in seqio.MixtureRegistry.names() or name in seqio.TaskRegistry.names():
+    return seqio.get_mixture_or_task(name)
+  known = sorted(set(seqio.MixtureRegistry.names()) | set(seqio.TaskRegistry.names()))
+  close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+  hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close else
+          "is MIXTURE_OR_TASK_MODULE (e.g. 'mixtures', which imports xp3_tasks) imported?")
+  raise ValueError(f"unknown seqio mixture or task {name!r} ({len(known)} registered): {hint}")
+
+
 def get_dataset(config: DatasetConfig, shard_info: seqio.ShardInfo,
                 per_host_batch_size: int) -> tf.data.Dataset:
   """This host's infinite stream of batches of `per_host_batch_size` rows."""
   converter = seqio.EncDecFeatureConverter(pack=config.pack,
                                            use_custom_packing_ops=config.use_custom_packing_ops)
   ds = seqio.get_dataset(
-      config.mixture_or_task_name, task_feature_lengths=dict(config.task_feature_lengths),
+      get_mixture_or_task(config.mixture_or_task_name),
+      task_feature_lengths=dict(config.task_feature_lengths),
       feature_converter=converter, dataset_split=config.split, use_cached=config.use_cached,
       shuffle=config.shuffle, num_epochs=None, shard_info=shard_info, seed=config.seed,
       verbose=False)
@@ -57,7 +73,13 @@ class BatchIterator:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    batch = next(self._iterator)
+    try:
+      batch = next(self._iterator)
+    except StopIteration:
+      raise RuntimeError(
+          f"the training data ended after {self.position} batches, but it repeats forever "
+          "unless it holds fewer examples than one batch (per host): check that the mixture's "
+          "files are not empty and that BATCH_SIZE is not larger than the data") from None
     self.position += 1
     return batch
 
