@@ -47,8 +47,15 @@ class _Preemption:
 
   def __init__(self):
     self.requested = False
+    self._previous = None
     if jax.process_count() == 1:
-      signal.signal(signal.SIGTERM, self._on_signal)
+      self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+
+  def close(self) -> None:
+    """Gives SIGTERM back to its previous handler (train() may run inside a larger program)."""
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None
 
   def _on_signal(self, signum, frame) -> None:
     del signum, frame
@@ -222,6 +229,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
     checkpointer.close()
     if evaluator is not None:
       evaluator.close()
+    preemption.close()  # last: a SIGTERM during the final write must not cut it
   return last
 
 
