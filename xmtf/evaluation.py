@@ -30,6 +30,7 @@ import seqio
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from xmtf import data
 from xmtf import decoding
 from xmtf import model as model_lib
 from xmtf import model_fns
@@ -105,6 +106,7 @@ class Evaluator:
     self.model_size = model_size
     self.output_dir = output_dir
     self.write_examples = write_examples
+    data.get_mixture_or_task(mixture_or_task_name)  # an unknown name gets close names
     self._seqio = seqio.Evaluator(
         mixture_or_task_name, feature_converter=seqio.EncDecFeatureConverter(pack=False),
         eval_split="validation", use_cached=use_cached,

@@ -122,9 +122,9 @@ def run_batch(fns: model_fns.ModelFns, params: Any, vocabulary, batch: dict[str,
 
 
 def _task_examples(name: str, feature_lengths: dict[str, int], split: str) -> Iterable[dict]:
-  import seqio  # pylint: disable=g-import-not-at-top
+  from xmtf import data  # pylint: disable=g-import-not-at-top
 
-  task = seqio.get_mixture_or_task(name)
+  task = data.get_mixture_or_task(name)  # an unknown name gets close names
   ds = task.get_dataset(feature_lengths, split=split, shuffle=False, use_cached=False)
   for ex in ds.as_numpy_iterator():
     yield ex
