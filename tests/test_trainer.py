@@ -10,10 +10,10 @@ from xmtf import optim
 from xmtf import partitioning
 from xmtf import trainer as trainer_lib
 
-# Small enough to be quick, every sharded dimension divisible by 2 (vocab, mlp, heads*head_dim
-# over 'model'; embed over 'data' under the 2-D rules).
+# Small enough to compile quickly (compilation dominates these tests), every sharded dimension
+# divisible by 2 (vocab, mlp, heads*head_dim over 'model'; embed over 'data' under 2-D rules).
 CONFIG = model_lib.T5Config(vocab_size=32, emb_dim=32, num_heads=4, head_dim=8,
-                            num_encoder_layers=2, num_decoder_layers=2, mlp_dim=64,
+                            num_encoder_layers=1, num_decoder_layers=1, mlp_dim=64,
                             dropout_rate=0.0, dtype="float32")
 # Factor parameters of >= 16 rows/columns, so the factored second moments are exercised too.
 FACTORING = {"min_dim_size_to_factor": 16}
@@ -134,7 +134,7 @@ def test_nonfinite_step_leaves_state_unchanged():
 
   # A non-finite parameter: the gradient is NaN, nothing is applied.
   poisoned = jax.tree.map(np.array, params)
-  poisoned["encoder"]["layers_0"]["mlp"]["wo"]["kernel"][0, 0] = np.nan
+  poisoned["decoder"]["layers_0"]["mlp"]["wo"]["kernel"][0, 0] = np.nan
   state = trainer.state_from_params(poisoned)
   before = jax.device_get((state.params, state.opt_state))
   state, metrics = trainer.train_step(state, random_batch(6), rng)
