@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_STEPS = 12
+TRAIN_STEPS = 10
 OVERRIDES = (
     "--gin.MIXTURE_OR_TASK_NAME='xp3_cluster_sentiment'",
     "--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 8}",
@@ -264,3 +264,15 @@ def test_all_damaged_raises_listing_each(saved):
     checkpointer.restore_latest(abstract.params, abstract.opt_state)
   for step in (2, 4, 6):
     assert f"{model_dir}/checkpoint_{step}:" in str(error.value)
+
+
+def test_loading_a_damaged_checkpoint_names_it(saved):
+  from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
+  model_dir = saved[0]
+  os.remove(_data_files(os.path.join(model_dir, "checkpoint_6"))[0])
+  with pytest.raises(checkpoints.CheckpointRestoreError,
+                     match=rf"{model_dir}/checkpoint_6: cannot be restored, the checkpoint is "
+                           "damaged"):
+    checkpoints.load_params(model_dir)  # what evaluation and conversion call
+  params, _ = checkpoints.load_params(os.path.join(model_dir, "checkpoint_4"))
+  assert params["decoder"]["decoder_norm"]["scale"].shape == (16,)

@@ -99,8 +99,13 @@ def load_params(path: str) -> tuple[Any, T5Config]:
   if not (checkpoint / "model_config").exists():
     raise FileNotFoundError(f"{checkpoint}: xmtf checkpoint without a model_config item")
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
-  restored = checkpointer.restore(checkpoint, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore(), model_config=ocp.args.JsonRestore()))
+  try:
+    restored = checkpointer.restore(checkpoint, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(), model_config=ocp.args.JsonRestore()))
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointRestoreError(
+        f"{checkpoint}: cannot be restored, the checkpoint is damaged ({type(e).__name__}: "
+        f"{_first_line(e)}); use an earlier checkpoint_<step>") from e
   return restored["params"], _config_from_json(restored["model_config"], os.fspath(checkpoint))
 
 
