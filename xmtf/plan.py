@@ -192,6 +192,8 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else None
   xla_flops = float(cost["flops"]) if cost and "flops" in cost else None
+  if xla_flops is not None:
+    xla_flops *= microbatches  # the cost model counts the microbatch loop's body once
   memory_bytes = lambda name: float(getattr(memory, name)) if memory is not None else 0.0
   return Plan(
       model=f"d_model {full_config.emb_dim}, {full_config.num_encoder_layers}+"
