@@ -131,8 +131,10 @@ def _partitioning_name(mesh_shape: dict[str, int], rules: Sequence[tuple[str, An
   embed_axes = [a for a in embed if a is not None]
   params = ("2-D (embed over 'data': params and Adafactor state sharded over all devices)"
             if "data" in embed_axes else "1-D (params sharded over 'model' only)")
+  activations = ("2-D activations (embed over 'model')" if "model" in embed_axes
+                 else "1-D activations (batch over 'data')")
   return (f"mesh data={mesh_shape['data']} x model={mesh_shape['model']}, {params}, "
-          f"remat={remat}, microbatches={microbatches}")
+          f"{activations}, remat={remat}, microbatches={microbatches}")
 
 
 def make_plan(num_devices: int, num_layers: int | None = None, compile_step: bool = True
