@@ -167,7 +167,8 @@ def load_initial_checkpoint(path: str, config: T5Config, reference_opt_state: An
     params = t5x_checkpoint.read_t5x_params(path)
     t5x_state = (t5x_checkpoint.read_t5x_optimizer_state(path)
                  if restore_optimizer_state else None)
-    step = int(t5x_state["step"]) if t5x_state and t5x_state["step"] is not None else 0
+    with t5x_checkpoint.T5XCheckpoint(path) as checkpoint:  # the step, kept either way (T5X)
+      step = int(checkpoint.step or 0)
     if t5x_state and t5x_state["param_states"]:
       opt_state = optim.state_from_t5x(t5x_state, reference_opt_state)
     source = "T5X"
