@@ -31,12 +31,15 @@ import platform
 import statistics
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks import configs
 from benchmarks import inputs
 from benchmarks import report
 from benchmarks import workers
+
+
+_PARTS = ("training", "decoding", "pipeline")
 
 
 class WorkerError(RuntimeError):
@@ -106,86 +109,102 @@ def _interleave(sides: dict[str, Worker], method: str, args: tuple, warmup: int,
   return times
 
 
-def _start(specs: list[tuple[str, str, dict[str, Any]]], cfg: configs.BenchConfig
-           ) -> dict[str, Worker]:
-  """Starts the workers one after the other (set-up is not timed, but it is not concurrent)."""
-  started: dict[str, Worker] = {}
-  try:
-    for name, kind, kwargs in specs:
-      _log(f"starting {name}")
-      started[name] = Worker(name, kind, cfg, **kwargs)
-  except BaseException:
-    for worker in started.values():
-      worker.kill()
-    raise
-  return started
+Spec = tuple[str, str, dict[str, Any]]  # (side name, worker kind, worker kwargs)
+Session = Callable[[dict[str, Worker]], dict[str, dict[str, Any]]]
 
 
-def _close(sides: dict[str, Worker]) -> dict[str, dict[str, Any]]:
-  return {name: worker.close() for name, worker in sides.items()}
+def _start(spec: Spec, cfg: configs.BenchConfig) -> Worker:
+  name, kind, kwargs = spec
+  _log(f"starting {name}")
+  return Worker(name, kind, cfg, **kwargs)
+
+
+def _measure(cfg: configs.BenchConfig, specs: list[Spec], session: Session
+             ) -> dict[str, dict[str, Any]]:
+  """Runs `session` over the sides: {what: {side: value}} plus each side's stats and device.
+
+  On CPU every side is alive at once and the session interleaves their rounds (the machine's
+  noise spreads evenly). One GPU cannot hold several trainers' memory at once, so there each
+  side has the device to itself: started, measured and ended before the next one starts.
+  """
+  groups = [specs] if cfg.device == "cpu" else [[spec] for spec in specs]
+  merged: dict[str, dict[str, Any]] = {"stats": {}, "devices": {}}
+  for group in groups:
+    sides: dict[str, Worker] = {}
+    try:
+      for spec in group:
+        sides[spec[0]] = _start(spec, cfg)
+      for what, per_side in session(sides).items():
+        merged.setdefault(what, {}).update(per_side)
+    except BaseException:
+      for worker in sides.values():
+        worker.kill()
+      raise
+    for name, worker in sides.items():
+      merged["devices"][name] = worker.description
+      merged["stats"][name] = worker.close()
+  return merged
 
 
 def measure_training(cfg: configs.BenchConfig, threads: int, warmup: int, rounds: int,
                      steps_per_round: int) -> dict[str, Any]:
-  sides = _start([("xmtf", "xmtf_train", {}),
-                  ("hf_eager", "hf_train", {"threads": threads, "compile": False}),
-                  ("hf_compiled", "hf_train", {"threads": threads, "compile": True})], cfg)
-  try:
-    _log("peak matmul (XLA, PyTorch)")
-    peaks = {"xla": [], "torch": []}
-    for _ in range(2):
-      peaks["xla"].append(sides["xmtf"].call("peak_matmul"))
-      peaks["torch"].append(sides["hf_eager"].call("peak_matmul"))
-    _log(f"training: {warmup} warm-up + {rounds} timed rounds of {steps_per_round} step(s)")
-    times = _interleave(sides, "round", (steps_per_round,), warmup, rounds)
-  except BaseException:
-    for worker in sides.values():
-      worker.kill()
-    raise
-  devices = {name: worker.description for name, worker in sides.items()}
-  stats = _close(sides)
-  return {"peak_flops": {k: max(v) for k, v in peaks.items()}, "step_times_s": times,
-          "stats": stats, "devices": devices}
+  """Step times of the three trainers and the matmul peaks (XLA from xmtf's process, PyTorch
+  from HF eager's)."""
+  peak_of = {"xmtf": "xla", "hf_eager": "torch"}
+
+  def session(sides):
+    peaks = {}
+    for name in sides.keys() & peak_of.keys():
+      _log(f"peak matmul ({peak_of[name]})")
+      peaks[peak_of[name]] = max(sides[name].call("peak_matmul") for _ in range(2))
+    _log(f"training {sorted(sides)}: {warmup} warm-up + {rounds} timed rounds of "
+         f"{steps_per_round} step(s)")
+    return {"peak_flops": peaks,
+            "step_times_s": _interleave(sides, "round", (steps_per_round,), warmup, rounds)}
+
+  return _measure(cfg, [("xmtf", "xmtf_train", {}),
+                        ("hf_eager", "hf_train", {"threads": threads, "compile": False}),
+                        ("hf_compiled", "hf_train", {"threads": threads, "compile": True})],
+                  session)
 
 
 def measure_decoding(cfg: configs.BenchConfig, threads: int, warmup: int, rounds: int
                      ) -> dict[str, Any]:
-  sides = _start([("xmtf", "xmtf_decode", {}), ("hf", "hf_decode", {"threads": threads})], cfg)
-  try:
-    times = {}
+  """Seconds per batch decode, {method: {side: [seconds]}} under "seconds"."""
+  def session(sides):
+    times: dict[str, dict[str, list[float]]] = {}
     for method in ("greedy", "beam"):
-      _log(f"decoding ({method}): {warmup} warm-up + {rounds} timed rounds")
-      times[method] = _interleave(sides, "round", (method,), warmup, rounds)
-  except BaseException:
-    for worker in sides.values():
-      worker.kill()
-    raise
-  devices = {name: worker.description for name, worker in sides.items()}
-  return {"seconds": times, "stats": _close(sides), "devices": devices}
+      _log(f"decoding {sorted(sides)} ({method}): {warmup} warm-up + {rounds} timed rounds")
+      for name, values in _interleave(sides, "round", (method,), warmup, rounds).items():
+        times.setdefault(name, {})[method] = values
+    return {"seconds": times}
+
+  return _measure(cfg, [("xmtf", "xmtf_decode", {}), ("hf", "hf_decode", {"threads": threads})],
+                  session)
 
 
 def measure_pipeline(cfg: configs.BenchConfig, warmup: int, rounds: int) -> dict[str, Any]:
-  sides = _start([("packed", "pipeline", {"pack": True}),
-                  ("padded", "pipeline", {"pack": False})], cfg)
-  try:
-    _log(f"input pipeline: {warmup} warm-up + {rounds} timed rounds of "
+  """Seconds per batch of the packed and the padded stream under "seconds_per_batch"."""
+  def session(sides):
+    _log(f"input pipeline {sorted(sides)}: {warmup} warm-up + {rounds} timed rounds of "
          f"{cfg.pipeline_batches} batches")
-    times = _interleave(sides, "round", (), warmup, rounds)
-  except BaseException:
-    for worker in sides.values():
-      worker.kill()
-    raise
-  devices = {name: worker.description for name, worker in sides.items()}
-  return {"seconds_per_batch": times, "stats": _close(sides), "devices": devices}
+    return {"seconds_per_batch": _interleave(sides, "round", (), warmup, rounds)}
+
+  return _measure(cfg, [("packed", "pipeline", {"pack": True}),
+                        ("padded", "pipeline", {"pack": False})], session)
 
 
 def _median(values: list[float]) -> float:
   return float(statistics.median(values))
 
 
-def summarize(cfg: configs.BenchConfig, train: dict, decode: dict, pipeline: dict,
-              meta: dict[str, Any]) -> dict[str, Any]:
-  """The JSON document: raw timings, derived throughputs, ratios and the issue's goals."""
+def summarize(cfg: configs.BenchConfig, train: dict, decode: dict | None,
+              pipeline: dict | None, meta: dict[str, Any]) -> dict[str, Any]:
+  """The JSON document: raw timings, derived throughputs, ratios and the issue's goals.
+
+  Training is always measured (the other parts are relative to it); decoding and the input
+  pipeline are None when left out with --parts.
+  """
   from xmtf import flops  # pylint: disable=g-import-not-at-top  (imports jax: parent only)
   step_flops = flops.train_flops_per_step(cfg.t5_config(), cfg.batch_size, cfg.input_length,
                                           cfg.target_length)
@@ -200,33 +219,35 @@ def summarize(cfg: configs.BenchConfig, train: dict, decode: dict, pipeline: dic
         "mfu_vs_xla_peak": step_flops / step / peaks["xla"],
         "mfu_vs_torch_peak": step_flops / step / peaks["torch"],
         "device": train["devices"][name], **train["stats"][name]}
-  decoding = {}
-  generated = cfg.decode_batch_size * cfg.decode_length
-  for side in ("xmtf", "hf"):
-    decoding[side] = {"device": decode["devices"][side], **decode["stats"][side]}
-    for method, per_side in decode["seconds"].items():
-      seconds = _median(per_side[side])
-      decoding[side][method] = {"seconds": seconds, "seconds_all": per_side[side],
-                                "tokens_per_s": generated / seconds}
-  consumed = 1.0 / training["xmtf"]["step_time_s"]
-  pipe = {"train_step_consumes_batches_per_s": consumed}
-  for mode, times in pipeline["seconds_per_batch"].items():
-    per_batch = _median(times)
-    pipe[mode] = {"seconds_per_batch": per_batch, "seconds_per_batch_all": times,
-                  "batches_per_s": 1.0 / per_batch, "ratio_vs_train_step": 1.0 / per_batch / consumed,
-                  "device": pipeline["devices"][mode], **pipeline["stats"][mode]}
   ratios = {
       "train_tokens_per_s_vs_hf_eager": training["hf_eager"]["step_time_s"]
                                         / training["xmtf"]["step_time_s"],
       "train_tokens_per_s_vs_hf_compiled": training["hf_compiled"]["step_time_s"]
                                            / training["xmtf"]["step_time_s"],
-      "greedy_tokens_per_s_vs_hf": decoding["xmtf"]["greedy"]["tokens_per_s"]
-                                   / decoding["hf"]["greedy"]["tokens_per_s"],
-      "beam_tokens_per_s_vs_hf": decoding["xmtf"]["beam"]["tokens_per_s"]
-                                 / decoding["hf"]["beam"]["tokens_per_s"],
-      "pipeline_packed_vs_train_step": pipe["packed"]["ratio_vs_train_step"],
-      "pipeline_padded_vs_train_step": pipe["padded"]["ratio_vs_train_step"],
   }
+  decoding = {}
+  if decode is not None:
+    generated = cfg.decode_batch_size * cfg.decode_length
+    for side in ("xmtf", "hf"):
+      decoding[side] = {"device": decode["devices"][side], **decode["stats"][side]}
+      for method, values in decode["seconds"][side].items():
+        seconds = _median(values)
+        decoding[side][method] = {"seconds": seconds, "seconds_all": values,
+                                  "tokens_per_s": generated / seconds}
+    for method in ("greedy", "beam"):
+      ratios[f"{method}_tokens_per_s_vs_hf"] = (decoding["xmtf"][method]["tokens_per_s"]
+                                                / decoding["hf"][method]["tokens_per_s"])
+  pipe = {}
+  if pipeline is not None:
+    consumed = 1.0 / training["xmtf"]["step_time_s"]
+    pipe["train_step_consumes_batches_per_s"] = consumed
+    for mode, times in pipeline["seconds_per_batch"].items():
+      per_batch = _median(times)
+      pipe[mode] = {"seconds_per_batch": per_batch, "seconds_per_batch_all": times,
+                    "batches_per_s": 1.0 / per_batch,
+                    "ratio_vs_train_step": 1.0 / per_batch / consumed,
+                    "device": pipeline["devices"][mode], **pipeline["stats"][mode]}
+      ratios[f"pipeline_{mode}_vs_train_step"] = pipe[mode]["ratio_vs_train_step"]
   return {
       "config": cfg.to_dict(), **meta,
       "flops_per_step": step_flops, "non_padding_tokens_per_step": tokens,
@@ -261,8 +282,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--pipeline_rounds", type=int, default=3)
   parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                       help="torch.set_num_threads (XLA's CPU backend uses every core)")
+  parser.add_argument("--parts", default=None,
+                      help="comma-separated subset of training,decoding,pipeline (training is "
+                      "always run); default: all on cpu, training,decoding on gpu (the input "
+                      "pipeline is host work, measured by the cpu run)")
   parser.add_argument("--out", default="benchmark_results", help="output directory")
   args = parser.parse_args(argv)
+  parts = set((args.parts or ("training,decoding" if args.device == "gpu"
+                              else ",".join(_PARTS))).split(","))
+  if not parts <= set(_PARTS):
+    parser.error(f"--parts: unknown {sorted(parts - set(_PARTS))} (known: {list(_PARTS)})")
 
   name = args.config or configs.DEFAULT_CONFIG[args.device]
   cfg = configs.get_config(name, device=args.device, dtype=args.dtype,
@@ -274,14 +303,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   meta = {"command": " ".join(["python -m benchmarks.run"] + list(sys.argv[1:] if argv is None
                                                                    else argv)),
           "started": datetime.datetime.now().isoformat(timespec="seconds"),
-          "machine_start": _machine(), "threads": args.threads,
+          "machine_start": _machine(), "threads": args.threads, "parts": sorted(parts),
           "rounds": {"train": args.steps, "steps_per_round": args.steps_per_round,
                      "warmup": args.warmup, "decode": args.decode_rounds,
                      "pipeline": args.pipeline_rounds}}
   _log(f"config {cfg.name}: {cfg}")
   train = measure_training(cfg, args.threads, args.warmup, args.steps, args.steps_per_round)
-  decode = measure_decoding(cfg, args.threads, 1, args.decode_rounds)
-  pipeline = measure_pipeline(cfg, 1, args.pipeline_rounds)
+  decode = (measure_decoding(cfg, args.threads, 1, args.decode_rounds)
+            if "decoding" in parts else None)
+  pipeline = (measure_pipeline(cfg, 1, args.pipeline_rounds)
+              if "pipeline" in parts else None)
   meta["machine_end"] = _machine()
   results = summarize(cfg, train, decode, pipeline, meta)
   os.makedirs(args.out, exist_ok=True)

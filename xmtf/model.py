@@ -149,8 +149,12 @@ class RelativePositionBiases(nn.Module):
     relative = key_positions[..., None, :] - query_positions[..., :, None]
     buckets = relative_position_bucket(relative.astype(jnp.int32), bidirectional,
                                        self.num_buckets, self.max_distance)
-    bias = jnp.take(jnp.asarray(table, self.dtype), buckets, axis=1)  # [h, (b,) q, k]
-    return bias[None] if bias.ndim == 3 else jnp.moveaxis(bias, 0, 1)
+    # A one-hot contraction, not a gather: the gather's gradient is a scatter-add of every
+    # (q, k) pair into num_buckets entries, which GPUs serialise (seconds per step at 1024
+    # tokens); the contraction's gradient is a matmul.
+    one_hot = jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype)  # [(b,) q, k, buckets]
+    bias = jnp.einsum("...qkn,hn->...hqk", one_hot, jnp.asarray(table, self.dtype))
+    return bias[None] if bias.ndim == 3 else bias
 
 
 class MultiHeadAttention(nn.Module):
@@ -315,7 +319,7 @@ def _same_segment(query_segments: Array, key_segments: Array) -> Array:
 
 
 class Transformer(nn.Module):
-  """mT5 encoder-decoder: float32 logits [batch, target length, vocab]."""
+  """mT5 encoder-decoder: logits [batch, target length, vocab] in the activation dtype."""
   config: T5Config
 
   def setup(self):
@@ -342,7 +346,7 @@ class Transformer(nn.Module):
              decoder_segment_ids: Array | None = None, decoder_positions: Array | None = None, *,
              enable_dropout: bool = True, decode: bool = False,
              max_decode_length: int | None = None, cache_cross_attention: bool = False) -> Array:
-    """Float32 logits. Masks follow T5X: padding from `decoder_target_tokens` (> 0) when given,
+    """Logits (activation dtype). Masks follow T5X: padding from `decoder_target_tokens` (> 0) when given,
     causal, and same-segment when packed. With decode=True only encoder padding is masked."""
     enc_valid = encoder_input_tokens > 0
     b, t = decoder_input_tokens.shape
@@ -368,7 +372,7 @@ class Transformer(nn.Module):
                decoder_segment_ids: Array | None = None, encoder_positions: Array | None = None,
                decoder_positions: Array | None = None, *, enable_dropout: bool = True,
                decode: bool = False, max_decode_length: int | None = None) -> Array:
-    """Teacher-forced float32 logits [batch, target length, vocab] (seqio feature names)."""
+    """Teacher-forced logits [batch, target length, vocab] (activation dtype) (seqio feature names)."""
     encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
                           enable_dropout=enable_dropout)
     return self.decode(encoded, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens,
@@ -414,7 +418,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """Embedding, the decoder layers (one shared causal bias), final norm, float32 logits."""
+  """Embedding, the decoder layers (one shared causal bias), final norm, logits."""
   config: T5Config
   shared_embedding: nn.Embed
 
@@ -439,11 +443,13 @@ class Decoder(nn.Module):
     x = RMSNorm(cfg.layer_norm_epsilon, dtype, name="decoder_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     if cfg.logits_via_embedding:  # T5 v1.0: tied output layer, rescaled
-      embedding = jnp.asarray(self.shared_embedding.embedding, jnp.float32)
-      logits = jnp.dot(x.astype(jnp.float32), embedding.T) / np.sqrt(x.shape[-1])
+      embedding = jnp.asarray(self.shared_embedding.embedding, dtype)
+      logits = jnp.dot(x, embedding.T) / jnp.asarray(np.sqrt(x.shape[-1]), dtype)
     else:
-      logits = Dense(cfg.vocab_size, ("embed", "vocab"), jnp.float32, name="logits_dense")(x)
-    return _constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+      # In the activation dtype, as T5X does: float32 [batch, length, 250k] logits would double
+      # the largest activation; the loss and decoding upcast to float32 themselves.
+      logits = Dense(cfg.vocab_size, ("embed", "vocab"), dtype, name="logits_dense")(x)
+    return _constrain(logits, ("batch", "length", "vocab"))
 
 
 def _dummy_batch(batch: int = 1, length: int = 4) -> dict[str, Array]:
@@ -498,7 +504,7 @@ def init_decoder_cache(config: T5Config, params: Any, encoded: Array, encoder_in
 
 def decode_step(config: T5Config, params: Any, cache: Any, encoded: Array,
                 encoder_input_tokens: Array, tokens: Array) -> tuple[Array, Any]:
-  """One incremental decoder step: tokens [batch, 1] -> (float32 logits [batch, vocab], cache)."""
+  """One incremental decoder step: tokens [batch, 1] -> (logits [batch, vocab], cache)."""
   logits, variables = Transformer(config).apply(
       {"params": params, "cache": cache}, encoded, encoder_input_tokens, tokens,
       enable_dropout=False, decode=True, method=Transformer.decode, mutable=["cache"])
