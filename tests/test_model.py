@@ -68,13 +68,13 @@ def test_shapes_and_float32():
   assert params["decoder"]["logits_dense"]["kernel"].shape == (16, CONFIG.vocab_size)
 
 
-def test_bfloat16_activations_keep_float32_params_and_logits():
+def test_bfloat16_activations_keep_float32_params_and_give_bfloat16_logits():
   config = dataclasses.replace(CONFIG, dtype="bfloat16")
   params = model_lib.init_params(config, 0)
   assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
   enc, dec_in, tgt = _batch()
   logits = _logits(params, enc, dec_in, tgt, config=config)
-  assert logits.dtype == jnp.float32
+  assert logits.dtype == jnp.bfloat16  # as T5X: the loss and decoding upcast
   encoded = _encode(params, enc, config=config)
   assert encoded.dtype == jnp.bfloat16
   reference = _logits(params, enc, dec_in, tgt)
@@ -150,7 +150,7 @@ def test_incremental_decoding_equals_full_forward(cross_cached):
                                jnp.ones_like(tgt), enable_dropout=False, decode=True,
                                mutable=["cache"])
     cache = variables["cache"]
-  assert cache["decoder"]["layers_1"]["self_attention"]["cached_key"].shape == (2, length, 2, 12)
+  assert cache["decoder"]["layers_1"]["self_attention"]["cached_key"].shape == (2, 2, length, 12)  # heads-major
   step = jax.jit(functools.partial(model_lib.decode_step, CONFIG))
   for i in range(length):
     logits, cache = step(params, cache, encoded, enc, dec_in[:, i:i + 1])

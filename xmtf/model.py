@@ -11,10 +11,11 @@ Why it looks the way it does:
   encoder, causal in the decoder). With packing, `*_positions` give the relative positions and
   `*_segment_ids` block attention across examples.
 * Incremental decoding (`decode=True`): one decoder token per call; self-attention keys/values are
-  cached in the 'cache' collection (`cached_key`/`cached_value` [batch, length, heads, head_dim],
-  scalar `cache_index`). A cache built T5X's way (`decode=True` on full-length dummy inputs)
+  cached in the 'cache' collection (`cached_key`/`cached_value` heads-major [batch, heads, length,
+  head_dim], scalar `cache_index`). A cache built T5X's way (`decode=True` on full-length dummy inputs)
   recomputes cross-attention keys/values from `encoded` at every step; `init_decoder_cache` also
-  caches them (`cached_cross_key`/`cached_cross_value`), which makes each step much cheaper.
+  caches them (`cached_cross_key`/`cached_cross_value`, heads-major too), which makes each step
+  much cheaper.
 """
 from __future__ import annotations
 
@@ -171,31 +172,35 @@ class MultiHeadAttention(nn.Module):
     return _constrain(y, ("batch", "length", "heads", "kv"))
 
   def _self_attention_cache(self, query: Array, key: Array, value: Array, bias_fn: Callable,
-                            cache_length: int | None) -> tuple[Array, Array, Array, Array]:
-    """Keys, values, mask and bias of one decoding step, updating the cache (T5X's scheme).
+                            cache_length: int | None
+                            ) -> tuple[Array, Array, Array, Array, str]:
+    """Keys, values, mask, bias and the keys' layout of one decoding step, updating the cache.
 
     The first (initialising) pass, on a full-length input, only creates the cache and attends
-    causally over that input; later passes take one token at position `cache_index`.
+    causally over that input; later passes take one token at position `cache_index`. The cache
+    is heads-major ([b, heads, length, head_dim], as the per-step dots read it).
     """
     initialized = self.has_variable("cache", "cached_key")
-    shape = (key.shape[0], cache_length or key.shape[1], self.num_heads, self.head_dim)
+    shape = (key.shape[0], self.num_heads, cache_length or key.shape[1], self.head_dim)
     cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
     cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
     cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
     if not initialized:
       positions = jnp.arange(query.shape[1])
       causal = jnp.tril(jnp.ones((query.shape[1],) * 2, jnp.float32))[None, None]
-      return key, value, causal, bias_fn(positions, positions)
+      return key, value, causal, bias_fn(positions, positions), "bkhd"
     if query.shape[1] != 1:
       raise ValueError(f"decode=True consumes one token per call; got length {query.shape[1]}")
     index, zero = cache_index.value, jnp.array(0, jnp.int32)
-    start = (zero, index, zero, zero)
-    cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key, start)
-    cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value, start)
+    start = (zero, zero, index, zero)
+    cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key.swapaxes(1, 2), start)
+    cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value.swapaxes(1, 2),
+                                                      start)
     cache_index.value = index + 1
-    key_positions = jnp.arange(cached_key.value.shape[1])
+    key_positions = jnp.arange(cached_key.value.shape[2])
     mask = (key_positions <= index).astype(jnp.float32)[None, None, None, :]
-    return cached_key.value, cached_value.value, mask, bias_fn(index[None], key_positions)
+    return (cached_key.value, cached_value.value, mask, bias_fn(index[None], key_positions),
+            "bhkd")
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None, bias: Array | None,
@@ -214,20 +219,27 @@ class MultiHeadAttention(nn.Module):
     query = self._project("query", inputs_q, query_init)
     cross_cached = decode and bias_fn is None and (
         cross_cache or self.has_variable("cache", "cached_cross_key"))
+    kv_layout = "bkhd"
     if cross_cached and self.has_variable("cache", "cached_cross_key"):
       key = self.get_variable("cache", "cached_cross_key")
       value = self.get_variable("cache", "cached_cross_value")
+      kv_layout = "bhkd"
     else:
       key = self._project("key", inputs_kv, kernel_init)
       value = self._project("value", inputs_kv, kernel_init)
       if cross_cached:
+        # Cached heads-major [b, heads, k, head_dim]: the layout the per-step dots read
+        # directly; [b, k, heads, head_dim] cost a transposed copy of both per layer and step.
+        key, value, kv_layout = key.swapaxes(1, 2), value.swapaxes(1, 2), "bhkd"
         self.put_variable("cache", "cached_cross_key", key)
         self.put_variable("cache", "cached_cross_value", value)
 
     if decode and bias_fn is not None:
-      key, value, mask, bias = self._self_attention_cache(query, key, value, bias_fn, cache_length)
+      key, value, mask, bias, kv_layout = self._self_attention_cache(query, key, value, bias_fn,
+                                                                     cache_length)
 
-    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32)
+    logits = jnp.einsum(f"bqhd,{kv_layout}->bhqk", query, key,
+                        preferred_element_type=jnp.float32)
     if bias is not None:
       logits = logits + jnp.asarray(bias, jnp.float32)
     if mask is not None:
@@ -239,7 +251,7 @@ class MultiHeadAttention(nn.Module):
       shape[-2] = 1  # T5X broadcasts attention dropout over queries
       keep_mask = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
       weights = weights * (keep_mask.astype(self.dtype) / jnp.asarray(keep, self.dtype))
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    out = jnp.einsum(f"bhqk,{kv_layout}->bqhd", weights, value)
     out = out.reshape(*out.shape[:2], self.num_heads * self.head_dim)
     out = Dense(inputs_q.shape[-1], ("joined_kv", "embed"), self.dtype, kernel_init=kernel_init,
                 name="out")(out)
