@@ -48,7 +48,8 @@ def _device_mib(row: dict[str, Any]) -> str:
 def _training(results: dict[str, Any]) -> list[str]:
   train = results["training"]
   lines = [
-      "## Training (median of interleaved steps after warm-up)",
+      f"## Training (median of {len(train['xmtf']['step_times_s'])} interleaved rounds after "
+      f"warm-up, each after {results['rounds']['settle_steps']} untimed step(s))",
       "",
       "| side | step time (s) | non-padding tokens/s | xmtf speed-up | MFU vs XLA peak | "
       "MFU vs PyTorch peak | peak host RSS (MiB) | peak device memory (MiB) |",

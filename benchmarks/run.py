@@ -4,10 +4,11 @@ r"""xmtf vs Hugging Face, side by side in one run: training, MFU, decoding, inpu
   python -m benchmarks.run --device gpu          # GPU goal: base250k (mt5-base, 250k vocab, bf16)
   python -m benchmarks.run --config tiny --steps 2 --out /tmp/bench   # seconds
 
-Every side runs in its own process (peak host memory = its ru_maxrss) and the processes take
-turns: one timed round of one side at a time, rounds interleaved, medians reported, warm-up
-rounds (compilation) excluded. Same model configuration, batch, lengths, dtype and inputs on
-every side:
+Every side runs in its own process (peak host memory = its ru_maxrss). On CPU the processes
+take turns: one timed round of one side at a time, rounds interleaved, medians reported, warm-up
+rounds (compilation) excluded, each training round after an untimed settling step. On a GPU each
+side has the device to itself, one after the other. Same model configuration, batch, lengths,
+dtype and inputs on every side:
 * training: xmtf's `Trainer.train_step` (sharded jit, donated state, loss metrics; Adafactor
   decay 0.8, AVERAGE_PER_SEQUENCE, z-loss 1e-4) vs `MT5ForConditionalGeneration` with
   `transformers.optimization.Adafactor` (scale_parameter=True, relative_step=False, lr 1e-3,
@@ -147,7 +148,7 @@ def _measure(cfg: configs.BenchConfig, specs: list[Spec], session: Session
 
 
 def measure_training(cfg: configs.BenchConfig, threads: int, warmup: int, rounds: int,
-                     steps_per_round: int) -> dict[str, Any]:
+                     steps_per_round: int, settle_steps: int) -> dict[str, Any]:
   """Step times of the three trainers and the matmul peaks (XLA from xmtf's process, PyTorch
   from HF eager's)."""
   peak_of = {"xmtf": "xla", "hf_eager": "torch"}
@@ -160,7 +161,8 @@ def measure_training(cfg: configs.BenchConfig, threads: int, warmup: int, rounds
     _log(f"training {sorted(sides)}: {warmup} warm-up + {rounds} timed rounds of "
          f"{steps_per_round} step(s)")
     return {"peak_flops": peaks,
-            "step_times_s": _interleave(sides, "round", (steps_per_round,), warmup, rounds)}
+            "step_times_s": _interleave(sides, "round", (steps_per_round, settle_steps),
+                                        warmup, rounds)}
 
   return _measure(cfg, [("xmtf", "xmtf_train", {}),
                         ("hf_eager", "hf_train", {"threads": threads, "compile": False}),
@@ -276,6 +278,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       help="timed rounds per training side (median reported)")
   parser.add_argument("--steps_per_round", type=int, default=1,
                       help="train steps per timed round (one host sync per round)")
+  parser.add_argument("--settle_steps", type=int, default=None,
+                      help="untimed train steps at the start of every round, back in steady "
+                      "state after the other sides' rounds; default: 1 on cpu, 0 on gpu (where "
+                      "each side has the device to itself)")
   parser.add_argument("--warmup", type=int, default=2,
                       help="untimed rounds first (compilation, allocator warm-up)")
   parser.add_argument("--decode_rounds", type=int, default=3)
@@ -300,15 +306,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "threads"):
     if getattr(args, flag) < (0 if flag == "warmup" else 1):
       parser.error(f"--{flag} must be >= {0 if flag == 'warmup' else 1}")
+  settle_steps = (args.settle_steps if args.settle_steps is not None
+                  else int(cfg.device == "cpu"))
+  if settle_steps < 0:
+    parser.error("--settle_steps must be >= 0")
   meta = {"command": " ".join(["python -m benchmarks.run"] + list(sys.argv[1:] if argv is None
                                                                    else argv)),
           "started": datetime.datetime.now().isoformat(timespec="seconds"),
           "machine_start": _machine(), "threads": args.threads, "parts": sorted(parts),
           "rounds": {"train": args.steps, "steps_per_round": args.steps_per_round,
+                     "settle_steps": settle_steps,
                      "warmup": args.warmup, "decode": args.decode_rounds,
                      "pipeline": args.pipeline_rounds}}
   _log(f"config {cfg.name}: {cfg}")
-  train = measure_training(cfg, args.threads, args.warmup, args.steps, args.steps_per_round)
+  train = measure_training(cfg, args.threads, args.warmup, args.steps, args.steps_per_round,
+                           settle_steps)
   decode = (measure_decoding(cfg, args.threads, 1, args.decode_rounds)
             if "decoding" in parts else None)
   pipeline = (measure_pipeline(cfg, 1, args.pipeline_rounds)

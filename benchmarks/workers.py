@@ -23,14 +23,16 @@ from benchmarks import inputs
 from benchmarks.configs import BenchConfig
 
 
-def _set_environment(cfg: BenchConfig) -> None:
+def _set_environment(cfg: BenchConfig, kind: str) -> None:
   """Process environment before jax/torch/tensorflow are imported."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   if cfg.device == "cpu":
     os.environ["JAX_PLATFORMS"] = "cpu"
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+  elif kind.startswith("hf"):
+    os.environ["JAX_PLATFORMS"] = "cpu"  # JAX only makes the initial weights there
   else:
-    # Several sides share the GPU (alive, idle while another is timed): JAX must not grab 75%.
+    # JAX takes GPU memory as it needs it, as PyTorch's caching allocator does.
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
 
 
@@ -55,6 +57,23 @@ def _best_rate(run_once: Callable[[], None], sync: Callable[[], None], flops: fl
     sync()
     best = min(best, (time.perf_counter() - start) / inner)
   return flops / best
+
+
+def _train_round(side: Any, steps: int, settle_steps: int) -> float:
+  """Seconds per step over `steps` back-to-back steps (one sync at their end, as in training)
+  after `settle_steps` untimed ones.
+
+  Why settle: on a small VM a step that runs right after another process's round is up to 50%
+  slower (memory the other process touched and freed is faulted back in), whichever side it is;
+  a training run never alternates like that, so each round first gets back to steady state.
+  """
+  if settle_steps:
+    side.steps(settle_steps)
+  start = time.perf_counter()
+  loss = side.steps(steps)
+  elapsed = (time.perf_counter() - start) / steps
+  side.losses.append(loss)
+  return elapsed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,15 +125,16 @@ class XmtfTrain(_JaxSide):
     self.rng = jax.random.PRNGKey(cfg.seed + 1)
     self.losses: list[float] = []
 
-  def round(self, steps: int) -> float:
-    """Seconds per step over `steps` back-to-back steps (one sync at the end, as in training)."""
-    start = time.perf_counter()
+  def steps(self, count: int) -> float:
+    """`count` steps fed as xmtf.train feeds them (host batch -> global arrays each step)."""
     metrics = None
-    for _ in range(steps):
+    for _ in range(count):
       batch = self.partitioning.host_local_batch_to_global(self.batch, self.mesh, self.layout)
       self.state, metrics = self.trainer.train_step(self.state, batch, self.rng)
-    self.losses.append(float(metrics["loss"]))  # the sync
-    return (time.perf_counter() - start) / steps
+    return float(metrics["loss"])  # the sync
+
+  def round(self, steps: int, settle_steps: int) -> float:
+    return _train_round(self, steps, settle_steps)
 
   def peak_matmul(self) -> float:
     """FLOP/s of a large square matmul in the activation dtype, through XLA."""
@@ -166,6 +186,14 @@ class XmtfDecode(_JaxSide):
 # Hugging Face (PyTorch)
 
 
+def _xmtf_init(cfg: BenchConfig) -> Any:
+  """The params `XmtfTrain` starts from (same seed), as numpy (on the CPU in torch workers)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from xmtf import model as model_lib  # pylint: disable=g-import-not-at-top
+  params = model_lib.init_params(cfg.t5_config(), jax.random.PRNGKey(cfg.seed))
+  return jax.tree.map(np.asarray, params)
+
+
 class _TorchSide:
   """Shared by the Hugging Face workers: the MT5 model with xmtf's exact architecture."""
 
@@ -184,6 +212,13 @@ class _TorchSide:
     model = transformers.MT5ForConditionalGeneration(hf_config)
     model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
     assert model.lm_head.weight is not model.shared.weight
+    # xmtf's initial weights (HF's own init starts at a loss ~3x higher): both sides train the
+    # same model from the same point, which the losses they report show.
+    weights = hf.params_to_hf_state_dict(_xmtf_init(cfg), cfg.t5_config())
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}:
+      raise AssertionError(f"xmtf -> HF weights: missing {missing}, unexpected {unexpected}")
     self.model = model.to(self.dev)
     self.autocast_dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else None
 
@@ -241,17 +276,16 @@ class HfTrain(_TorchSide):
     self.optimizer.step()
     return loss
 
-  def round(self, steps: int) -> float:
-    start = time.perf_counter()
+  def steps(self, count: int) -> float:
     loss = None
-    for _ in range(steps):
+    for _ in range(count):
       loss = self._step()
-    self.losses.append(float(loss.detach()))  # the sync
+    value = float(loss.detach())  # the sync
     self.sync()
-    elapsed = (time.perf_counter() - start) / steps
-    if self.dev.type == "cuda":
-      self.torch.cuda.empty_cache()  # give the other (idle) sides room on the shared GPU
-    return elapsed
+    return value
+
+  def round(self, steps: int, settle_steps: int) -> float:
+    return _train_round(self, steps, settle_steps)
 
   def peak_matmul(self) -> float:
     """FLOP/s of a large square matmul in the activation dtype, through PyTorch."""
@@ -339,7 +373,7 @@ def serve(conn, kind: str, cfg_fields: dict[str, Any], kwargs: dict[str, Any]) -
   Replies are ("ok", value) or ("error", traceback text); ("close",) ends the loop.
   """
   cfg = BenchConfig(**cfg_fields)
-  _set_environment(cfg)
+  _set_environment(cfg, kind)
   try:
     worker = WORKERS[kind](cfg, **kwargs)
     conn.send(("ok", worker.device()))
