@@ -173,6 +173,13 @@ def test_expand_and_gather_beams():
   assert np.asarray(gathered["x"]).tolist() == [1, 1, 3, 2]
 
 
+def test_reorder_beams_leaves_beam_invariant_state_in_place():
+  state = {"x": jnp.arange(4), decoding.BEAM_INVARIANT: {"enc": jnp.arange(4) * 10}}
+  reordered = decoding.reorder_beams(state, jnp.array([[1, 1], [1, 0]]), 2, 2)
+  assert np.asarray(reordered["x"]).tolist() == [1, 1, 3, 2]
+  assert np.asarray(reordered[decoding.BEAM_INVARIANT]["enc"]).tolist() == [0, 10, 20, 30]
+
+
 def test_bad_options_name_the_parameter():
   with pytest.raises(ValueError, match="method"):
     decoding.DecodeOptions(method="nucleus")

@@ -7,6 +7,11 @@ per-sequence (batch-major); scalar leaves (e.g. the cache index) are shared, bec
 advance in lockstep. That is all decoding needs to know to expand the state for beams and to
 reorder it when beams are reselected.
 
+Beam search reorders the state by the surviving beams at every step. What is identical for every
+beam of an example (the encoder output, cross-attention keys/values) goes under the dict key
+`BEAM_INVARIANT`: expanded to the beams once and never reordered, which spares a copy of all of it
+per step (for mt5-small at 256 input tokens and 4 beams: 200 MB per step).
+
 Decoding runs inside `lax.while_loop` so a whole decode is one jitted computation; the loop stops
 early once every sequence has emitted EOS (sampling) or beam search can no longer change its
 answer.
@@ -36,6 +41,7 @@ TokensToLogits = Callable[[Array, PyTree], tuple[Array, PyTree]]
 # Large negative score for impossible hypotheses (finite, so arithmetic on it stays finite).
 NEG_INF = np.float32(-1.0e7)
 METHODS = ("greedy", "sample", "beam")
+BEAM_INVARIANT = "beam_invariant"
 
 
 @gin.configurable
@@ -105,6 +111,15 @@ def gather_beams(state: PyTree, beam_indices: Array, batch_size: int, beam_size:
     picked = jnp.take_along_axis(grouped, index, axis=1)
     return picked.reshape((batch_size * beam_indices.shape[1],) + x.shape[1:])
   return jax.tree.map(gather, state)
+
+
+def reorder_beams(state: PyTree, beam_indices: Array, batch_size: int, beam_size: int) -> PyTree:
+  """`gather_beams` of everything but a dict state's `BEAM_INVARIANT` entry."""
+  if not (isinstance(state, dict) and BEAM_INVARIANT in state):
+    return gather_beams(state, beam_indices, batch_size, beam_size)
+  rest = {k: v for k, v in state.items() if k != BEAM_INVARIANT}
+  return dict(gather_beams(rest, beam_indices, batch_size, beam_size),
+              **{BEAM_INVARIANT: state[BEAM_INVARIANT]})
 
 
 def _gather_grouped(x: Array, indices: Array) -> Array:
@@ -244,7 +259,7 @@ def beam_search(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int
     live_logprobs, live_pick = jax.lax.top_k(jnp.where(ends, NEG_INF, top_logprobs), k)
     live_seqs = _gather_grouped(top_seqs, live_pick)
     origin = jnp.take_along_axis(top_beam, live_pick, axis=1)
-    new_state = gather_beams(new_state, origin, b, k)
+    new_state = reorder_beams(new_state, origin, b, k)
 
     # Finished: merge the old finished with the continuations that just ended.
     new_scores = jnp.where(ends, top_logprobs / brevity_penalty(alpha, s.step + 1), NEG_INF)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping, Sequence
 
-import flax.linen as nn
+import flax.traverse_util
 import gin
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,14 @@ def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, 
   return total
 
 
+def _split_cross_attention_cache(cache: PyTree) -> tuple[PyTree, PyTree]:
+  """(self-attention cache, cross-attention keys/values): the first changes every step."""
+  flat = flax.traverse_util.flatten_dict(cache)
+  is_cross = lambda path: path[-1].startswith("cached_cross_")
+  return (flax.traverse_util.unflatten_dict({p: v for p, v in flat.items() if not is_cross(p)}),
+          flax.traverse_util.unflatten_dict({p: v for p, v in flat.items() if is_cross(p)}))
+
+
 def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_tokens: Array,
                   options: decoding.DecodeOptions, rng: Array | None = None
                   ) -> tuple[Array, Array]:
@@ -64,13 +72,21 @@ def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_toke
   cache = model_lib.init_decoder_cache(config, params, encoded, encoder_input_tokens,
                                        options.max_decode_length)
   # Everything per-example the decoder step needs travels in the state, so beam search can
-  # expand and reorder it without knowing the model.
-  state = {"cache": cache, "encoded": encoded, "encoder_input_tokens": encoder_input_tokens}
+  # expand and reorder it without knowing the model; what the steps only read is the same for
+  # every beam of an example and is never reordered.
+  self_cache, cross_cache = _split_cross_attention_cache(cache)
+  state = {"cache": self_cache, decoding.BEAM_INVARIANT: {
+      "cross_cache": cross_cache, "encoded": encoded,
+      "encoder_input_tokens": encoder_input_tokens}}
 
   def tokens_to_logits(tokens: Array, state: PyTree) -> tuple[Array, PyTree]:
-    logits, cache = model_lib.decode_step(config, params, state["cache"], state["encoded"],
-                                          state["encoder_input_tokens"], tokens)
-    return logits, dict(state, cache=cache)
+    fixed = state[decoding.BEAM_INVARIANT]
+    cache = flax.traverse_util.unflatten_dict(
+        {**flax.traverse_util.flatten_dict(state["cache"]),
+         **flax.traverse_util.flatten_dict(fixed["cross_cache"])})
+    logits, cache = model_lib.decode_step(config, params, cache, fixed["encoded"],
+                                          fixed["encoder_input_tokens"], tokens)
+    return logits, dict(state, cache=_split_cross_attention_cache(cache)[0])
 
   return decoding.decode(tokens_to_logits, state, encoder_input_tokens.shape[0], options, rng)
 
