@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from xmtf import decoding
+from hf_models import tiny_hf_mt5  # pylint: disable=wrong-import-order
 
 EOS = 1
 
@@ -213,20 +214,8 @@ def _hf_imports():
 
 
 def _hf_mt5(seed: int):
-  """A float32 MT5ForConditionalGeneration: untied output layer, one shared input embedding."""
   _hf_imports()
-  torch.manual_seed(seed)
-  config = transformers.MT5Config(
-      vocab_size=HF_VOCAB, d_model=32, num_heads=4, d_kv=8, d_ff=48, num_layers=2,
-      num_decoder_layers=2, relative_attention_num_buckets=16, relative_attention_max_distance=20,
-      dropout_rate=0.0, feed_forward_proj="gated-gelu", decoder_start_token_id=0, pad_token_id=0,
-      eos_token_id=1)
-  config.tie_word_embeddings = False  # MT5Config's constructor forces True
-  model = transformers.MT5ForConditionalGeneration(config)
-  model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
-  with torch.no_grad():  # larger output layer: peaked, input-dependent next-token distributions
-    model.lm_head.weight.normal_(0.0, 1.0 / 32 ** 0.5)
-  return model.eval()
+  return tiny_hf_mt5(seed, HF_VOCAB, num_decoder_layers=2, lm_head_std=1.0 / 32 ** 0.5)
 
 
 def _ours(hf_model):

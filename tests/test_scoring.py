@@ -14,22 +14,13 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from xmtf.interop import hf  # noqa: E402
+from hf_models import tiny_hf_mt5  # noqa: E402  pylint: disable=wrong-import-order
 
 VOCAB = 64
 
 
 def _hf_mt5(seed: int = 0):
-  torch.manual_seed(seed)
-  config = transformers.MT5Config(
-      vocab_size=VOCAB, d_model=32, num_heads=4, d_kv=8, d_ff=48, num_layers=2,
-      num_decoder_layers=3, relative_attention_num_buckets=16, relative_attention_max_distance=20,
-      dropout_rate=0.0, feed_forward_proj="gated-gelu", decoder_start_token_id=0, pad_token_id=0,
-      eos_token_id=1)
-  config.tie_word_embeddings = False  # MT5Config's constructor forces True
-  model = transformers.MT5ForConditionalGeneration(config)
-  model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
-  assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
-  return model.eval()
+  return tiny_hf_mt5(seed, VOCAB, num_decoder_layers=3)
 
 
 def _rank_classification_rows(seed: int = 1, examples: int = 6, choices: int = 3):
