@@ -73,7 +73,7 @@ CONFIGS: dict[str, BenchConfig] = {
     "tiny": BenchConfig(
         name="tiny", vocab_size=512, emb_dim=32, num_heads=2, head_dim=16,
         num_encoder_layers=1, num_decoder_layers=1, mlp_dim=64, batch_size=4,
-        input_length=32, target_length=16, decode_batch_size=2, decode_length=4, beam_size=2,
+        input_length=128, target_length=32, decode_batch_size=2, decode_length=4, beam_size=2,
         matmul_size=128, pipeline_batches=2),
 }
 
