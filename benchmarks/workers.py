@@ -249,7 +249,8 @@ class _TorchSide:
 class HfTrain(_TorchSide):
   """MT5ForConditionalGeneration + transformers' Adafactor, eager or under torch.compile."""
 
-  def __init__(self, cfg: BenchConfig, threads: int, compile: bool):  # pylint: disable=redefined-builtin
+  def __init__(self, cfg: BenchConfig, threads: int,
+               compile: bool):  # pylint: disable=redefined-builtin
     super().__init__(cfg, threads)
     from transformers.optimization import Adafactor  # pylint: disable=g-import-not-at-top
     torch = self.torch

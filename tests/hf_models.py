@@ -1,4 +1,4 @@
-"""The tiny randomly initialised Hugging Face MT5 that decoding and scoring tests compare against."""
+"""The tiny random Hugging Face MT5 that the decoding and scoring tests compare against."""
 import pytest
 
 

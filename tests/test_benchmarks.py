@@ -75,7 +75,8 @@ def test_tiny_run_writes_json_and_markdown_with_every_part(tmp_path):
   # Packing fills rows: more real tokens per batch than padding one example per row.
   assert (pipe["packed"]["mean_non_padding_tokens_per_batch"]
           > pipe["padded"]["mean_non_padding_tokens_per_batch"])
-  assert set(saved["goals"]) == {key for key, _, _ in report._CPU_GOALS}  # pylint: disable=protected-access
+  cpu_goals = report._CPU_GOALS  # pylint: disable=protected-access
+  assert set(saved["goals"]) == {key for key, _, _ in cpu_goals}
   markdown = (tmp_path / "benchmark.md").read_text()
   for heading in ("## Training", "## Decoding", "## Input pipeline", "## Goals (issue 7)"):
     assert heading in markdown

@@ -11,11 +11,11 @@ Why it looks the way it does:
   encoder, causal in the decoder). With packing, `*_positions` give the relative positions and
   `*_segment_ids` block attention across examples.
 * Incremental decoding (`decode=True`): one decoder token per call; self-attention keys/values are
-  cached in the 'cache' collection (`cached_key`/`cached_value` heads-major [batch, heads, length,
-  head_dim], scalar `cache_index`). A cache built T5X's way (`decode=True` on full-length dummy inputs)
-  recomputes cross-attention keys/values from `encoded` at every step; `init_decoder_cache` also
-  caches them (`cached_cross_key`/`cached_cross_value`, heads-major too), which makes each step
-  much cheaper.
+  cached in the 'cache' collection (`cached_key`/`cached_value` heads-major [batch, heads,
+  length, head_dim], scalar `cache_index`). A cache built T5X's way (`decode=True` on full-length
+  dummy inputs) recomputes cross-attention keys/values from `encoded` at every step;
+  `init_decoder_cache` also caches them (`cached_cross_key`/`cached_cross_value`, heads-major
+  too), which makes each step much cheaper.
 """
 from __future__ import annotations
 
