@@ -1,9 +1,10 @@
 """The measured sides, each living in its own process.
 
 Why processes: peak host memory per side is the process's `ru_maxrss`, and JAX, PyTorch and
-TensorFlow each keep thread pools and allocator caches that would otherwise blur each other. The
-processes stay alive for the whole run so that `run.py` can interleave their timed rounds (one
-side at a time, never concurrently), which spreads the machine's noise evenly over the sides.
+TensorFlow each keep thread pools and allocator caches that would otherwise blur each other. On
+CPU the processes of one part stay alive together so that `run.py` can interleave their timed
+rounds (one side at a time, never concurrently), which spreads the machine's noise evenly over the
+sides; on a GPU each process has the device to itself and ends before the next one starts.
 
 A worker is a class built from a `BenchConfig`; `run.py` calls its methods through a pipe
 (`serve`). Heavy imports happen inside the classes, in the worker process, after the
