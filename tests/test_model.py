@@ -159,6 +159,36 @@ def test_incremental_decoding_equals_full_forward(cross_cached):
   assert int(cache["decoder"]["layers_0"]["self_attention"]["cache_index"]) == length
 
 
+@pytest.mark.parametrize("per_example", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_position_bias_gradient_equals_autodiff_of_the_expanded_bias(per_example, dtype):
+  """add_position_bias' hand-written gradient == autodiff of logits + table[:, buckets]."""
+  b, h, q, k, n = 3, 2, 5, 7, 8
+  rng = np.random.default_rng(0)
+  logits = jnp.asarray(rng.normal(size=(b, h, q, k)), jnp.float32)
+  table = jnp.asarray(rng.normal(size=(h, n)), jnp.float32)
+  buckets = jnp.asarray(rng.integers(0, n, size=(b, q, k) if per_example else (q, k)))
+  one_hot = jax.nn.one_hot(buckets, n, dtype=dtype)
+  weights = jnp.asarray(rng.normal(size=(b, h, q, k)), jnp.float32)
+
+  def factored(logits, table):
+    biased = model_lib.add_position_bias(logits, model_lib.PositionBias(table, one_hot))
+    return jnp.sum(jnp.sin(biased) * weights)
+
+  def gathered(logits, table):
+    table = jnp.asarray(table, dtype).astype(jnp.float32)  # the activation-dtype table
+    bias = jnp.moveaxis(table[:, buckets], 0, -3)  # [(b,) h, q, k]
+    return jnp.sum(jnp.sin(logits + bias) * weights)
+
+  value, grads = jax.value_and_grad(factored, argnums=(0, 1))(logits, table)
+  want_value, want = jax.value_and_grad(gathered, argnums=(0, 1))(logits, table)
+  tol = 1e-5 if dtype == "float32" else 2e-2
+  assert float(value) == pytest.approx(float(want_value), rel=tol)
+  np.testing.assert_allclose(grads[0], want[0], rtol=tol, atol=tol)
+  np.testing.assert_allclose(grads[1], want[1], rtol=tol, atol=tol * 10)
+  assert np.abs(np.asarray(grads[1])).max() > 0.1
+
+
 def test_remat_gives_same_loss_and_gradients():
   enc, dec_in, tgt = _batch()
   config = dataclasses.replace(CONFIG, dropout_rate=0.1, num_encoder_layers=1,
