@@ -172,16 +172,17 @@ def _add_position_bias_fwd(logits: Array, bias: PositionBias):
 
 
 def _add_position_bias_bwd(one_hot: Array, grad: Array):
+  """The logits' gradient passes through unchanged (float32); the table's is contracted."""
   b, h, q, k = grad.shape
   n = one_hot.shape[-1]
-  grad = grad.astype(one_hot.dtype)
+  rows = grad.astype(one_hot.dtype).reshape(b, h, q * k)
   if one_hot.ndim == 3:  # buckets shared by the batch: one [b * h, q * k] x [q * k, n] matmul
-    table = jnp.dot(grad.reshape(b * h, q * k), one_hot.reshape(q * k, n),
+    table = jnp.dot(rows.reshape(b * h, q * k), one_hot.reshape(q * k, n),
                     preferred_element_type=jnp.float32).reshape(b, h, n).sum(0)
   else:  # per-example buckets (packing): a matmul per example
-    table = jnp.einsum("bhx,bxn->hn", grad.reshape(b, h, q * k), one_hot.reshape(b, q * k, n),
+    table = jnp.einsum("bhx,bxn->hn", rows, one_hot.reshape(b, q * k, n),
                        preferred_element_type=jnp.float32)
-  return grad.astype(jnp.float32), PositionBias(table, jnp.zeros_like(one_hot))
+  return grad, PositionBias(table, jnp.zeros_like(one_hot))
 
 
 add_position_bias.defvjp(_add_position_bias_fwd, _add_position_bias_bwd)
