@@ -90,7 +90,7 @@ def test_sharded_scores_equal_single_device():
   mesh = partitioning.create_mesh(num_partitions=2)
   fns = model_fns.ModelFns(config, mesh=mesh)
   sharded = fns.score(fns.place_params(params), batch)
-  # Sums of ~15 log-probabilities of magnitude ~100: float32 rounding is ~1e-5 absolute.
+  # Each score sums target log-probabilities to a magnitude of ~100: float32 rounding is ~1e-5.
   np.testing.assert_allclose(sharded, single, rtol=1e-6, atol=1e-5)
 
 
