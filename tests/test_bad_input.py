@@ -53,6 +53,31 @@ def test_bad_line_names_file_and_line(tmp_path, line, message):
     _read(path)
 
 
+@pytest.mark.parametrize("line, message", [
+    (b'{"inputs": "a"', "malformed JSON"),
+    (b'["a", "b"]', "expected a JSON object, got list"),
+    (b'{"inputs": "caf\xe9"}', "invalid UTF-8 at byte 15"),
+])
+def test_every_jsonl_reader_reports_a_bad_line_alike(tmp_path, line, message):
+  """xP3 records, evaluation sets and inference prompts: same file:line and reason."""
+  from xmtf import infer  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
+  path = _write(tmp_path, b"", GOOD, line)  # line 3, after a blank line
+  readers = [(sources.InvalidRecordError, _read),
+             (eval_tasks.EvalDataError,
+              lambda p: eval_tasks.read_jsonl_records(p, lambda record, where: record)),
+             (ValueError, infer.read_jsonl_prompts)]
+  for error, read in readers:
+    with pytest.raises(error, match=f"part.jsonl:3: {message}"):
+      read(path)
+
+
+def test_missing_prompt_file_is_named(tmp_path):
+  from xmtf import infer  # pylint: disable=g-import-not-at-top
+  with pytest.raises(FileNotFoundError, match="nowhere.jsonl does not exist"):
+    infer.read_jsonl_prompts(str(tmp_path / "nowhere.jsonl"))
+
+
 def test_bad_lines_skipped_when_configured_are_counted(tmp_path):
   sources.reset_skipped_counts()
   path = _write(tmp_path, GOOD, b"{", b'{"inputs": "a", "targets": ""}', GOOD)

@@ -56,21 +56,16 @@ def vocabulary_for(checkpoint_path: str, config: model_lib.T5Config, vocab_path:
 
 
 def read_jsonl_prompts(path: str) -> list[dict[str, Any]]:
-  """Records with a string 'inputs' (and optional string 'targets'); errors name file:line."""
+  """Records with a string 'inputs' (and optional string 'targets'), local or gs://; errors
+  name file:line."""
+  from xp3_tasks import sources  # pylint: disable=g-import-not-at-top
   records = []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{number}: malformed JSON ({e.msg})") from None
-      if not isinstance(record, dict) or not isinstance(record.get("inputs"), str):
-        raise ValueError(f"{path}:{number}: expected an object with a string 'inputs'")
-      if "targets" in record and not isinstance(record["targets"], str):
-        raise ValueError(f"{path}:{number}: 'targets' must be a string")
-      records.append(record)
+  for where, record in sources.read_json_objects(path, ValueError):
+    if not isinstance(record.get("inputs"), str):
+      raise ValueError(f"{where}: expected a string 'inputs'")
+    if "targets" in record and not isinstance(record["targets"], str):
+      raise ValueError(f"{where}: 'targets' must be a string")
+    records.append(record)
   if not records:
     raise ValueError(f"{path}: no prompts")
   return records

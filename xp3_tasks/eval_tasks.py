@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -44,6 +43,7 @@ from xp3_tasks import config
 from xp3_tasks import eval_prompts
 from xp3_tasks import languages
 from xp3_tasks import metrics
+from xp3_tasks import sources
 from xp3_tasks import vocab
 
 DEFAULT_EVAL_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "eval")
@@ -163,24 +163,8 @@ def read_jsonl_records(path: str,
     raise FileNotFoundError(
         f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "
         "`xp3_tasks.eval_data_dir.path` to a directory holding <dataset>/<config>/<split>.jsonl)")
-  with tf.io.gfile.GFile(path, "rb") as f:
-    raw_lines = f.read().split(b"\n")
-  records = []
-  for number, raw in enumerate(raw_lines, start=1):
-    where = f"{path}:{number}"
-    try:
-      line = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-      raise EvalDataError(f"{where}: invalid UTF-8 ({e})") from None
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise EvalDataError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(record, dict):
-      raise EvalDataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    records.append(normalise(record, where))
+  records = [normalise(record, where)
+             for where, record in sources.read_json_objects(path, EvalDataError)]
   if not records:
     raise EvalDataError(f"{path}: no examples")
   return records
