@@ -69,6 +69,20 @@ def test_greedy_matches_python_loop_and_stops_at_eos():
   assert saw_eos, "toy table should make some row stop at EOS"
 
 
+def test_greedy_breaks_ties_by_the_first_token_as_argmax_does():
+  # Rows whose maximum is shared by several tokens (the last token among them in row 1), or
+  # only at the last token (row 2); 4.0 is below every maximum so EOS (1) never wins.
+  table = jnp.asarray([[0.5, 4.0, 3.0, 7.0, 7.0, 7.0],
+                       [0.5, 4.0, 3.0, 2.0, 9.0, 9.0],
+                       [0.5, 4.0, 3.0, 2.0, 1.0, 8.0]], jnp.float32)
+  fn = lambda tokens, row: (table[row], row)
+  options = decoding.DecodeOptions(method="greedy", max_decode_length=2)
+  tokens, scores = _run(fn, options, jnp.arange(3), 3)
+  assert np.asarray(tokens[:, 0]).tolist() == [[3, 3], [4, 4], [5, 5]]
+  expected = 2 * np.asarray(jax.nn.log_softmax(table))[np.arange(3), [3, 4, 5]]
+  np.testing.assert_allclose(np.asarray(scores[:, 0]), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_sampling_with_top_k_1_or_tiny_top_p_equals_greedy():
   fn, init, _ = _toy(vocab=8, seed=2)
   state = init(3, [1, 2, 3])
