@@ -59,6 +59,10 @@ class Worker:
                                 name=f"bench-{name}", daemon=True)
     self._process.start()
     child.close()
+    self.description = ""
+
+  def wait_ready(self) -> None:
+    """Blocks until the worker has built its side (imports, model and optimizer set-up)."""
     self.description = self._receive("start-up")
 
   def _receive(self, what: str) -> Any:
@@ -134,8 +138,10 @@ def _measure(cfg: configs.BenchConfig, specs: list[Spec], session: Session
   for group in groups:
     sides: dict[str, Worker] = {}
     try:
-      for spec in group:
+      for spec in group:  # start-ups (imports, model set-up) overlap; measuring does not
         sides[spec[0]] = _start(spec, cfg)
+      for worker in sides.values():
+        worker.wait_ready()
       for what, per_side in session(sides).items():
         merged.setdefault(what, {}).update(per_side)
     except BaseException:
