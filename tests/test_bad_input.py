@@ -72,10 +72,14 @@ def test_every_jsonl_reader_reports_a_bad_line_alike(tmp_path, line, message):
       read(path)
 
 
-def test_missing_prompt_file_is_named(tmp_path):
+def test_missing_prompt_or_evaluation_file_is_named(tmp_path):
   from xmtf import infer  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
   with pytest.raises(FileNotFoundError, match="nowhere.jsonl does not exist"):
     infer.read_jsonl_prompts(str(tmp_path / "nowhere.jsonl"))
+  with pytest.raises(FileNotFoundError,
+                     match=r"evaluation data file .*nowhere.jsonl does not exist .*eval_data_dir"):
+    eval_tasks.read_jsonl_records(str(tmp_path / "nowhere.jsonl"), lambda record, where: record)
 
 
 def test_bad_lines_skipped_when_configured_are_counted(tmp_path):

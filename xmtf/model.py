@@ -168,7 +168,7 @@ def _expand_bias(bias: PositionBias) -> Array:
 
 
 def _add_position_bias_fwd(logits: Array, bias: PositionBias):
-  return add_position_bias(logits, bias), bias.one_hot
+  return logits + _expand_bias(bias), bias.one_hot
 
 
 def _add_position_bias_bwd(one_hot: Array, grad: Array):

@@ -159,12 +159,14 @@ def read_jsonl_records(path: str,
 
   Blank lines are skipped; anything else that is not a valid record is an error, never dropped.
   """
-  if not tf.io.gfile.exists(path):
+  try:
+    records = [normalise(record, where)
+               for where, record in sources.read_json_objects(path, EvalDataError)]
+  except FileNotFoundError:
     raise FileNotFoundError(
         f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "
-        "`xp3_tasks.eval_data_dir.path` to a directory holding <dataset>/<config>/<split>.jsonl)")
-  records = [normalise(record, where)
-             for where, record in sources.read_json_objects(path, EvalDataError)]
+        "`xp3_tasks.eval_data_dir.path` to a directory holding <dataset>/<config>/<split>.jsonl)"
+    ) from None
   if not records:
     raise EvalDataError(f"{path}: no examples")
   return records
