@@ -24,6 +24,8 @@ INSTALL_REQUIRES = [
     "numpy>=2.0,<3",
     "matplotlib>=3.8,<4",
     "tensorboard>=2.20,<3",
+    "jinja2>=3.0,<4",   # promptsource templates (xp3_tasks/promptsource_templates.py)
+    "pyyaml>=6.0,<7",
 ]
 
 EXTRAS_REQUIRE = {

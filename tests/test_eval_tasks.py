@@ -46,7 +46,7 @@ def test_prompt_strings_and_choices():
       "The cat sleeps.\nQuestion: An animal rests. Is that True, False or Neither?",
       ["True", "Neither", "False"], 1)
   assert eval_prompts.NLI2_PROMPTS[2]({**NLI, "label": 0}) == (
-      'Given that The cat sleeps. Can we conclude that "An animal rests."? Yes or no?',
+      'Given that The cat sleeps. Does "An animal rests." follow from it? Yes or no?',
       ["Yes", "No"], 0)
   so_because = eval_prompts.COPA_PROMPTS[1]
   assert so_because(COPA) == ('"It had rained." or "It was sunny."? The road was wet because',
@@ -74,6 +74,10 @@ def test_five_prompts_per_family_with_paper_names():
   assert [p.paper_name for p in eval_prompts.NLI3_PROMPTS] == [
       "GPT-3 style", "MNLI crowdsource", "can we infer", "justified in saying",
       "guaranteed/possible/impossible"]
+  # RTE: the paper's own set, with MNLI crowdsource answering Yes/No (RECIPE.md section 4).
+  assert [p.paper_name for p in eval_prompts.NLI2_PROMPTS] == [
+      "MNLI crowdsource", "GPT-3 style", "does it follow that", "should assume", "guaranteed true"]
+  assert eval_prompts.NLI2_PROMPTS[0](NLI)[1] == ["Yes", "No"]
   assert [p.paper_name for p in eval_prompts.WINOGRAD_PROMPTS] == [
       "underscore refer to", "Replace", "stand for", "does underscore refer to", "True or False"]
 
@@ -98,6 +102,11 @@ def test_task_catalog_names_and_metadata():
       n for n in names if n.startswith(("xnli_sw_", "xcopa_sw_", "xstory_cloze_sw_"))}
   with pytest.raises(KeyError, match="close"):
     eval_tasks.get_task_info("xnli_sw_can_we_infe")
+  # The paper's tables: multilingual datasets as means over languages, English sets one by one.
+  assert [eval_tasks.headline(d, c) for d, c in (
+      ("xnli", "sw"), ("anli", "r2"), ("super_glue", "cb"), ("super_glue", "rte"),
+      ("super_glue", "copa"), ("winogrande", "xl"))] == [
+      "xnli", "anli_r2", "super_glue_cb", "super_glue_rte", "super_glue_copa", "winogrande_xl"]
 
 
 def test_mixtures():
@@ -120,7 +129,7 @@ def test_mixtures():
                                         ("xcopa_sw_i_am_hesitating", "validation"),
                                         ("xstory_cloze_hi_choose_story_ending", "validation"),
                                         ("xwinograd_zh_stand_for", "test"),
-                                        ("super_glue_rte_can_we_infer", "validation")])
+                                        ("super_glue_rte_does_it_follow_that", "validation")])
 def test_rank_classification_rows(name, split):
   _sample_vocab_or_skip(name)
   info = eval_tasks.get_task_info(name)

@@ -49,7 +49,9 @@ def test_recipe_values(size):
   assert _macro("DROPOUT_RATE") == 0.1
   assert _macro("Z_LOSS") == 1e-4
   assert _macro("LABEL_SMOOTHING") == 0.0
-  assert _macro("CHECKPOINT_PERIOD") == 5000
+  # mT0-xxl: the released checkpoint is finetuning step 7,000 (global 1,007,000), picked among
+  # checkpoints at 2k, 7k, 11k, ...: saved every 1,000 steps.
+  assert _macro("CHECKPOINT_PERIOD") == (1000 if size == "xxl" else 5000)
   assert _macro("EVAL_PERIOD") == 5000
   assert _macro("EVAL_MIXTURE_OR_TASK_NAME") == "xp3_eval"
   assert _macro("TRAIN_STEPS") == STEPS[size]

@@ -1,10 +1,12 @@
 """The evaluation report a person reads: the paper's per-language table (Markdown and CSV) and
 PNG plots, from per-task accuracies.
 
-Table: one row per (dataset, language/config) with the median accuracy over prompts, the
-paper's number for the same mT0 size beside it when the size is known, and the per-prompt
-accuracies; each dataset closes with its mean over the configs evaluated (and the paper's mean
-over the same configs). Plots: accuracy per language per dataset (bars; paper values as
+Table: which prompts rendered the tasks; the headline entries as the paper's tables have them
+(each multilingual dataset's mean over the languages evaluated; ANLI R1/R2/R3, CB, RTE, COPA,
+Winogrande and StoryCloze each on its own); then one row per (dataset, language/config) with the
+median accuracy over prompts and the per-prompt accuracies. The paper's number for the same mT0
+size stands beside ours only when the size is known and the tasks rendered the paper's prompts
+(promptsource's English templates): other prompts give numbers that are not comparable. Plots: accuracy per language per dataset (bars; paper values as
 markers), and, when several checkpoints were evaluated, each dataset's mean over checkpoints.
 """
 from __future__ import annotations
@@ -37,12 +39,26 @@ def _fmt(value: float | None) -> str:
 
 def table_markdown(rows: Sequence[metrics.TableRow], datasets: Sequence[metrics.DatasetRow],
                    model_size: str | None, title: str = "Zero-shot accuracy") -> str:
-  """The paper's table: median over prompts per (dataset, language), mean per dataset."""
-  paper = f"paper mT0-{model_size}" if model_size else None
-  lines = [f"# {title}", ""]
-  if model_size:
+  """The paper's table: the prompts used, the headline entries, then the median over prompts per
+  (dataset, language) with each multilingual dataset's mean."""
+  prompt_sets = sorted({r.prompts for r in rows if r.prompts})
+  shown = model_size is not None and any(r.paper_accuracy is not None for r in rows)
+  paper = f"paper mT0-{model_size}" if shown else None
+  lines = [f"# {title}", ""] + [f"Prompts: {p}." for p in prompt_sets] + [""]
+  if shown:
     lines += [f"Paper column: the published numbers of the mT0 size `{model_size}` "
               "(median over the same five prompts).", ""]
+  elif model_size:
+    lines += [f"No paper column: the published mT0-{model_size} numbers were measured with the "
+              "paper's prompts (promptsource's English templates), which these tasks did not "
+              "render.", ""]
+  header = ["entry", "configs", "accuracy"] + ([paper] if paper else [])
+  lines += ["## Headline", "", "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] * len(header)) + "|"]
+  for d in datasets:
+    cells = [d.dataset, " ".join(d.configs), _fmt(d.mean_accuracy)]
+    lines.append("| " + " | ".join(cells + ([_fmt(d.paper_mean)] if paper else [])) + " |")
+  lines.append("")
   by_dataset: dict[str, list[metrics.TableRow]] = {}
   for row in rows:
     by_dataset.setdefault(row.dataset, []).append(row)
@@ -58,7 +74,10 @@ def table_markdown(rows: Sequence[metrics.TableRow], datasets: Sequence[metrics.
       cells += [_fmt(r.paper_accuracy)] if paper else []
       cells += [_fmt(r.prompt_accuracies.get(p)) for p in prompts]
       lines.append("| " + " | ".join(cells) + " |")
-    mean = means[dataset]
+    mean = means.get(dataset)
+    if mean is None:  # English sets: each config is its own headline entry
+      lines.append("")
+      continue
     cells = ["**mean**", "", "", f"**{_fmt(mean.mean_accuracy)}**"]
     cells += [f"**{_fmt(mean.paper_mean)}**" if mean.paper_mean is not None else ""] if paper else []
     cells += [""] * len(prompts)

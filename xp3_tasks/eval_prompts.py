@@ -1,12 +1,21 @@
-"""Prompt templates for the paper's zero-shot held-out evaluation (rank classification).
+"""Prompts for the paper's zero-shot held-out evaluation (rank classification), and which set is used.
 
 The paper scored mT0 with five English promptsource prompts per dataset, the same prompts in every
-language (RECIPE.md section 4). promptsource cannot be installed here, so these templates are
-written for this project: each keeps the intent, the slots and the answer choices of the paper's
-prompt it stands for (`paper_name`), in its own wording.
+language (RECIPE.md section 4). Two sets can render the evaluation tasks (`prompt_set()`):
+
+  * the paper's: promptsource templates read as data (`promptsource_templates.py`) from the
+    directory the setting `XP3_PROMPTSOURCE_DIR` names (gin macro or environment variable, as
+    the other XP3_* settings of config.py), e.g. a checkout's `promptsource/templates`.
+    `XP3_PROMPTSOURCE_VARIANT` picks the English templates ('en', the paper's main results, the
+    default) or their machine / human translations ('mt' / 'ht': the `_<lang>mt` / `_<lang>ht`
+    templates of xP3mt's evaluation; English datasets and English configs keep 'en').
+  * the bundled own-wording prompts below (the default, as promptsource is not bundled): each
+    keeps the intent, the slots and the answer choices of the paper's prompt it stands for
+    (`paper_name`), in its own wording. Their accuracies are not the paper's numbers.
 
 Every dataset reader (`eval_tasks.py`) turns its raw JSON-lines record into one of four normalised
-record shapes, and a prompt renders such a record into `(inputs, choices, label)`:
+record shapes, and a bundled prompt renders such a record into `(inputs, choices, label)`
+(promptsource templates render the raw record, as promptsource does):
 
   * NLI:      premise, hypothesis, label (0 entailment, 1 neutral, 2 contradiction; two-way sets
               such as RTE use 0 entailment, 1 not entailment)
@@ -20,6 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, Mapping, Sequence
+
+from xp3_tasks import config
 
 Record = Mapping[str, Any]
 Rendered = tuple[str, list[str], int]
@@ -65,12 +76,12 @@ _JUSTIFIED = '{premise} Is one justified in claiming that "{hypothesis}"? Yes, n
 _GPI = ('Take "{premise}" as true. Then "{hypothesis}" is guaranteed, possible, or '
         "impossible?")
 _GUARANTEED_TRUE = 'Given {premise} Is it guaranteed to be true that "{hypothesis}"? Yes or no?'
-# Two-way wordings offer only the two answers.
+# Two-way wordings (RTE) offer only the two answers.
 _GPT3_2WAY = "{premise}\nQuestion: {hypothesis} Is that True or False?"
-_CROWD_2WAY = ('Suppose "{premise}" is accurate. Then the statement "{hypothesis}" is Correct or '
-               "Incorrect?")
-_INFER_2WAY = 'Given that {premise} Can we conclude that "{hypothesis}"? Yes or no?'
-_JUSTIFIED_2WAY = '{premise} Is one justified in claiming that "{hypothesis}"? Yes or no?'
+_CROWD_2WAY = ('{premise} Judging by this text and common knowledge alone, is "{hypothesis}" '
+               "surely right? Yes or no?")
+_FOLLOW_2WAY = 'Given that {premise} Does "{hypothesis}" follow from it? Yes or no?'
+_ASSUME_2WAY = 'Given {premise} Ought we to take "{hypothesis}" as true? Yes or no?'
 
 NLI3_PROMPTS: tuple[Prompt, ...] = (
     Prompt("gpt_3_style", "GPT-3 style", "nli3", _nli(_GPT3, ["True", "Neither", "False"])),
@@ -83,15 +94,15 @@ NLI3_PROMPTS: tuple[Prompt, ...] = (
            _nli(_GPI, ["Guaranteed", "Possible", "Impossible"])),
 )
 
-# RTE has two labels: 'guaranteed/possible/impossible' has no two-way form, so the fifth prompt is
-# promptsource's two-way 'guaranteed true'.
+# RTE has its own set in the paper (bigscience evaluate_mt0.slurm): its 'MNLI crowdsource' answers
+# Yes/No, and 'does it follow that', 'should assume', 'guaranteed true' replace the three-way-only
+# prompts.
 NLI2_PROMPTS: tuple[Prompt, ...] = (
+    Prompt("mnli_crowdsource", "MNLI crowdsource", "nli2", _nli(_CROWD_2WAY, ["Yes", "No"])),
     Prompt("gpt_3_style", "GPT-3 style", "nli2", _nli(_GPT3_2WAY, ["True", "False"])),
-    Prompt("mnli_crowdsource", "MNLI crowdsource", "nli2",
-           _nli(_CROWD_2WAY, ["Correct", "Incorrect"])),
-    Prompt("can_we_infer", "can we infer", "nli2", _nli(_INFER_2WAY, ["Yes", "No"])),
-    Prompt("justified_in_saying", "justified in saying", "nli2",
-           _nli(_JUSTIFIED_2WAY, ["Yes", "No"])),
+    Prompt("does_it_follow_that", "does it follow that", "nli2",
+           _nli(_FOLLOW_2WAY, ["Yes", "No"])),
+    Prompt("should_assume", "should assume", "nli2", _nli(_ASSUME_2WAY, ["Yes", "No"])),
     Prompt("guaranteed_true", "guaranteed true", "nli2", _nli(_GUARANTEED_TRUE, ["Yes", "No"])),
 )
 
@@ -264,3 +275,48 @@ def prompts_for(family: str) -> tuple[Prompt, ...]:
   if family not in PROMPTS_BY_FAMILY:
     raise ValueError(f"prompts_for: unknown family {family!r}; known: {sorted(PROMPTS_BY_FAMILY)}")
   return PROMPTS_BY_FAMILY[family]
+
+
+# --------------------------------------------------------------------------------------------
+# Which prompts render the tasks
+
+VARIANTS = ("en", "mt", "ht")
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptSet:
+  """The prompts the evaluation tasks render.
+
+  Attributes:
+    directory: promptsource `templates/` directory (the paper's prompts), or None for the
+      bundled own-wording prompts.
+    variant: 'en' (English templates, the paper's main results), 'mt' or 'ht' (translations).
+  """
+  directory: str | None = None
+  variant: str = "en"
+
+  @property
+  def is_paper(self) -> bool:
+    """True when the tasks render the paper's prompts, so its numbers are comparable."""
+    return self.directory is not None and self.variant == "en"
+
+  def describe(self) -> str:
+    if self.directory is None:
+      return ("bundled own-wording prompts (not the paper's; set XP3_PROMPTSOURCE_DIR for "
+              "promptsource's)")
+    kind = {"en": "English", "mt": "machine-translated", "ht": "human-translated"}[self.variant]
+    return f"promptsource templates ({kind}, '{self.variant}') from {self.directory}"
+
+
+def prompt_set() -> PromptSet:
+  """The current set: settings XP3_PROMPTSOURCE_DIR and XP3_PROMPTSOURCE_VARIANT (gin macro,
+  else environment variable); read when a task renders its examples."""
+  directory = config.setting("XP3_PROMPTSOURCE_DIR")
+  directory = None if directory is None or directory.strip().lower() in ("", "none") else directory
+  variant = (config.setting("XP3_PROMPTSOURCE_VARIANT") or "en").strip().lower()
+  if variant not in VARIANTS:
+    raise ValueError(f"XP3_PROMPTSOURCE_VARIANT must be one of {list(VARIANTS)}, got {variant!r}")
+  if variant != "en" and directory is None:
+    raise ValueError(f"XP3_PROMPTSOURCE_VARIANT={variant!r} needs XP3_PROMPTSOURCE_DIR (the "
+                     "translated templates are promptsource's)")
+  return PromptSet(directory, variant)

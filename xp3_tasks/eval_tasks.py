@@ -9,9 +9,13 @@ subset for the English ones (anli r1-r3; super_glue cb, rte, copa; winogrande xl
 
 Each task reads the dataset's own JSON-lines form from `<root>/<dataset>/<config>/<split>.jsonl`
 (root: `eval_data_dir()`, gin-configurable, local or gs://; default: the samples bundled under
-`xp3_tasks/data/eval`, written for this project), renders one prompt (`eval_prompts.py`) and emits
-one row per answer choice, the layout of T5's `rank_classification` preprocessor (which SeqIO
-0.0.20 does not ship, hence `rank_classification_rows` here):
+`xp3_tasks/data/eval`, written for this project), renders one prompt and emits one row per answer
+choice. The prompt is the paper's promptsource template when `XP3_PROMPTSOURCE_DIR` is set (the
+English one in every language, or its `_<lang>mt` / `_<lang>ht` translation with
+`XP3_PROMPTSOURCE_VARIANT`), else the bundled own-wording prompt (`eval_prompts.py`); the set is
+read when the task renders its examples and recorded (`prompt_set_used`). The rows have the
+layout of T5's `rank_classification` preprocessor (which SeqIO 0.0.20 does not ship, hence
+`rank_classification_rows` here):
 
   inputs          the prompt, tokenised without EOS (the paper's protocol)
   targets         one answer choice, tokenised with EOS
@@ -25,7 +29,9 @@ Score with the sum of target log-probabilities (no length normalisation); the ta
 the paper truncated inputs to 512 tokens for mT0 (`EVAL_TASK_FEATURE_LENGTHS`).
 
 Task metadata (dataset, config, language, prompt, paper prompt name, split, L1/L2 group) is in
-`TASK_INFOS` and queryable with `find_tasks(...)`.
+`TASK_INFOS` and queryable with `find_tasks(...)`. `headline(dataset, config)` names the number
+a (dataset, config) counts towards in the paper's tables: the multilingual datasets' mean over
+languages, and each English set on its own (ANLI R1/R2/R3, CB, RTE, COPA, Winogrande, StoryCloze).
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ import hashlib
 import os
 from typing import Any, Callable, Mapping, Sequence
 
+from absl import logging
 import gin
 import numpy as np
 import seqio
@@ -43,6 +50,7 @@ from xp3_tasks import config
 from xp3_tasks import eval_prompts
 from xp3_tasks import languages
 from xp3_tasks import metrics
+from xp3_tasks import promptsource_templates
 from xp3_tasks import sources
 from xp3_tasks import vocab
 
@@ -152,15 +160,17 @@ def _winograd(record: Mapping[str, Any], where: str) -> dict[str, Any]:
           "label": _label(record, "answer", (1, 2), where) - 1}
 
 
-def read_jsonl_records(path: str,
-                       normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
-                       ) -> list[dict[str, Any]]:
-  """Reads and validates every line of `path` (local or gs://); errors name file and line.
+def read_raw_and_normalised(path: str,
+                            normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
+                            ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+  """(record as in the file, normalised record) for every line of `path` (local or gs://).
 
-  Blank lines are skipped; anything else that is not a valid record is an error, never dropped.
+  Every line is validated (errors name file and line); blank lines are skipped, anything else
+  that is not a valid record is an error, never dropped. Promptsource templates render the raw
+  record (the dataset's own fields), the bundled prompts the normalised one.
   """
   try:
-    records = [normalise(record, where)
+    records = [(record, normalise(record, where))
                for where, record in sources.read_json_objects(path, EvalDataError)]
   except FileNotFoundError:
     raise FileNotFoundError(
@@ -172,34 +182,52 @@ def read_jsonl_records(path: str,
   return records
 
 
+def read_jsonl_records(path: str,
+                       normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+  """The validated, normalised records of `path` (see `read_raw_and_normalised`)."""
+  return [normalised for _, normalised in read_raw_and_normalised(path, normalise)]
+
+
 # --------------------------------------------------------------------------------------------
 # The catalog: which (dataset, config) pairs the paper evaluated, their split and record shape.
 
 @dataclasses.dataclass(frozen=True)
 class EvalSet:
-  """A group of (dataset, config) pairs sharing split, record form and prompts."""
+  """A group of (dataset, config) pairs sharing split, record form and prompts.
+
+  `templates` is the promptsource collection of the English templates the paper used for every
+  config (RECIPE.md section 4); `translated` that of a config's `_<lang>mt` / `_<lang>ht`
+  templates (`{config}` filled in), None for the English datasets.
+  """
   dataset: str
   configs: tuple[str, ...]
   split: str
   family: str                     # prompt family of eval_prompts
   normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
+  templates: str
+  translated: str | None = None
   english: bool = False           # configs are subsets of an English dataset, not languages
 
 
 EVAL_SETS: tuple[EvalSet, ...] = (
     EvalSet("xnli", tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()), "validation",
-            "nli3", _nli3),
+            "nli3", _nli3, "xnli/en", "xnli/{config}"),
     EvalSet("xcopa", tuple("et ht id it qu sw ta th tr vi zh".split()), "validation", "copa",
-            _copa),
+            _copa, "xcopa/en", "xcopa/{config}"),
     EvalSet("xstory_cloze", tuple("ar es eu hi id my ru sw te zh".split()), "validation", "story",
-            _story),
-    EvalSet("xwinograd", tuple("en fr jp pt ru zh".split()), "test", "winograd", _winograd),
-    EvalSet("anli", ("r1", "r2", "r3"), "validation", "nli3", _nli3, english=True),
-    EvalSet("super_glue", ("cb",), "validation", "nli3", _cb, english=True),
-    EvalSet("super_glue", ("rte",), "validation", "nli2", _rte, english=True),
-    EvalSet("super_glue", ("copa",), "validation", "copa", _copa, english=True),
-    EvalSet("winogrande", ("xl",), "validation", "winograd", _winograd, english=True),
-    EvalSet("story_cloze", ("2016",), "validation", "story", _story, english=True),
+            _story, "Muennighoff/xstory_cloze/en", "Muennighoff/xstory_cloze/{config}"),
+    EvalSet("xwinograd", tuple("en fr jp pt ru zh".split()), "test", "winograd", _winograd,
+            "Muennighoff/xwinograd/en", "Muennighoff/xwinograd/{config}"),
+    EvalSet("anli", ("r1", "r2", "r3"), "validation", "nli3", _nli3, "anli", english=True),
+    EvalSet("super_glue", ("cb",), "validation", "nli3", _cb, "super_glue/cb", english=True),
+    EvalSet("super_glue", ("rte",), "validation", "nli2", _rte, "super_glue/rte", english=True),
+    EvalSet("super_glue", ("copa",), "validation", "copa", _copa, "super_glue/copa",
+            english=True),
+    EvalSet("winogrande", ("xl",), "validation", "winograd", _winograd,
+            "winogrande/winogrande_xl", english=True),
+    EvalSet("story_cloze", ("2016",), "validation", "story", _story, "story_cloze/2016",
+            english=True),
 )
 
 # Seqio evaluators ask every task for one split; the XWinograd tasks answer 'validation' too
@@ -237,19 +265,52 @@ def example_uid(name: str, index: int) -> int:
   return int.from_bytes(digest, "big") >> 1
 
 
-def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, normalise
+_PROMPT_SETS_USED: dict[str, eval_prompts.PromptSet] = {}
+_LOGGED_PROMPT_SETS: set[eval_prompts.PromptSet] = set()
+
+
+def prompt_set_used(name: str) -> eval_prompts.PromptSet:
+  """The prompt set task `name` last rendered its examples with (else the current setting)."""
+  return _PROMPT_SETS_USED.get(name) or eval_prompts.prompt_set()
+
+
+def _renderer(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet,
+              prompt_set: eval_prompts.PromptSet) -> Callable[[dict, dict], Any]:
+  """(raw record, normalised record) -> (inputs, choices, label) under `prompt_set`."""
+  if prompt_set.directory is None:
+    return lambda raw, normalised: prompt(normalised)
+  if prompt_set.variant == "en" or eval_set.translated is None or info.language == "en":
+    template = promptsource_templates.find_template(prompt_set.directory, eval_set.templates,
+                                                    prompt.paper_name)
+  else:
+    template = promptsource_templates.find_template(
+        prompt_set.directory, eval_set.translated.format(config=info.config),
+        *promptsource_templates.variant_names(prompt.paper_name, info.config, prompt_set.variant))
+  return lambda raw, normalised: template.render(raw)
+
+
+def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet
                        ) -> dict[str, np.ndarray]:
   """Renders every example of the task's file with its prompt (Python: prompts hold logic)."""
   path = info.data_path()
+  prompt_set = eval_prompts.prompt_set()
+  if prompt_set not in _LOGGED_PROMPT_SETS:
+    _LOGGED_PROMPT_SETS.add(prompt_set)
+    logging.info("evaluation prompts: %s", prompt_set.describe())
+  render = _renderer(info, prompt, eval_set, prompt_set)
   inputs, choices, labels = [], [], []
-  for number, record in enumerate(read_jsonl_records(path, normalise)):
-    text, options, label = prompt(record)
+  for number, (raw, record) in enumerate(read_raw_and_normalised(path, eval_set.normalise)):
+    try:
+      text, options, label = render(raw, record)
+    except promptsource_templates.TemplateError as e:
+      raise EvalDataError(f"{path}: example {number}: {e}") from None
     if len(options) != info.num_choices or not 0 <= label < len(options):
       raise EvalDataError(f"{path}: example {number}: prompt {prompt.id!r} gave {len(options)} "
                           f"choices and label {label}; expected {info.num_choices} choices")
     inputs.append(text)
     choices.append(options)
     labels.append(label)
+  _PROMPT_SETS_USED[info.task_name] = prompt_set
   return {
       "inputs": np.array(inputs, dtype=object),
       "choices": np.array(choices, dtype=object).reshape(len(choices), info.num_choices),
@@ -259,10 +320,10 @@ def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, normalise
   }
 
 
-def _dataset_fn(info: TaskInfo, prompt: eval_prompts.Prompt, normalise):
+def _dataset_fn(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet):
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del split  # every split name of the task reads the one file
-    ds = tf.data.Dataset.from_tensor_slices(_prompted_examples(info, prompt, normalise))
+    ds = tf.data.Dataset.from_tensor_slices(_prompted_examples(info, prompt, eval_set))
     if shuffle_files:
       ds = ds.shuffle(1 << 16, seed=seed)
     return ds
@@ -324,7 +385,7 @@ def register_eval_tasks() -> list[str]:
         splits = sorted({eval_set.split, EVAL_SPLIT})
         seqio.TaskRegistry.add(
             name,
-            source=seqio.FunctionDataSource(_dataset_fn(info, prompt, eval_set.normalise),
+            source=seqio.FunctionDataSource(_dataset_fn(info, prompt, eval_set),
                                             splits=splits, caching_permitted=False),
             preprocessors=[rank_classification_rows, seqio.preprocessors.tokenize,
                            seqio.preprocessors.append_eos_after_trim],
@@ -366,6 +427,16 @@ def find_tasks(*, dataset: str | None = None, config: str | None = None,
 def datasets() -> list[str]:
   """The evaluation datasets in catalog order."""
   return list(dict.fromkeys(s.dataset for s in EVAL_SETS))
+
+
+def headline(dataset: str, config: str) -> str:
+  """The paper's table entry (dataset, config) counts towards: a multilingual dataset's name
+  (its mean over languages), or `<dataset>_<config>` for an English set, which the paper reports
+  on its own (anli_r1, super_glue_cb, super_glue_rte, super_glue_copa, winogrande_xl, ...)."""
+  for eval_set in EVAL_SETS:
+    if eval_set.dataset == dataset and config in eval_set.configs:
+      return f"{dataset}_{config}" if eval_set.english else dataset
+  raise KeyError(f"headline: ({dataset!r}, {config!r}) is not an evaluation (dataset, config)")
 
 
 ALL_EVAL_TASKS = register_eval_tasks()

@@ -3,7 +3,12 @@
 Per task (one dataset, config and prompt): each example's prediction is the answer choice with the
 highest score (sum of its token log-probabilities, no length normalisation); accuracy is the share
 of examples whose predicted choice is the gold one, in percent as the paper reports it.
-Per (dataset, config): the median over its prompts. Per dataset: the mean over its configs.
+Per (dataset, config): the median over its prompts. Per headline entry of the paper's tables
+(`eval_tasks.headline`): the mean over its configs, i.e. over the languages of a multilingual
+dataset, while each English set (ANLI R1/R2/R3, CB, RTE, COPA, ...) stands on its own.
+
+The paper's numbers go beside ours only for tasks that rendered the paper's prompts
+(promptsource's English templates, `eval_prompts.PromptSet.is_paper`); rows name the prompt set.
 
 The seqio hooks (`rank_classification_postprocessor`, `rank_classification_accuracy`) are what the
 evaluation tasks register; `prompt_accuracy`, `table_rows` and `dataset_rows` are for evaluators
@@ -99,23 +104,29 @@ class TableRow:
   group: str                       # "L1" (language in xP3) or "L2"
   median_accuracy: float
   prompt_accuracies: dict[str, float]   # prompt id -> accuracy (percent)
-  paper_accuracy: float | None = None   # the paper's number for the model size, if known
+  paper_accuracy: float | None = None   # the paper's number for the model size, if comparable
+  prompts: str = ""                     # the prompt set its tasks rendered (description)
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetRow:
-  """A dataset's mean over the configs evaluated, with the paper's mean over the same configs."""
+  """A headline entry's mean over the configs evaluated, with the paper's over the same configs.
+
+  `dataset` is the entry's name (`eval_tasks.headline`): 'xnli', ..., 'anli_r1', 'super_glue_cb'.
+  """
   dataset: str
   mean_accuracy: float
   configs: tuple[str, ...]
   paper_mean: float | None = None
 
 
-def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = None
-               ) -> list[TableRow]:
+def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = None,
+               prompt_set: Any = None) -> list[TableRow]:
   """Per-(dataset, config) rows from {evaluation task name: accuracy}, in catalog order.
 
-  `model_size` ('small'...'xxl', or a paper model name) fills `paper_accuracy`.
+  `model_size` ('small'...'xxl', or a paper model name) fills `paper_accuracy` where every
+  task of the row rendered the paper's prompts. `prompt_set` (an `eval_prompts.PromptSet`) is
+  the set the tasks rendered; default: each task's own (`eval_tasks.prompt_set_used`).
   """
   # Imported here: eval_tasks registers tasks whose metric functions live in this module.
   from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
@@ -123,40 +134,48 @@ def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = No
 
   grouped: dict[tuple[str, str], dict[str, float]] = {}
   infos = {}
+  prompt_sets: dict[tuple[str, str], set] = {}
   for name, accuracy in task_accuracies.items():
     info = eval_tasks.get_task_info(name)
     key = (info.dataset, info.config)
     grouped.setdefault(key, {})[info.prompt] = float(accuracy)
     infos[key] = info
+    prompt_sets.setdefault(key, set()).add(prompt_set or eval_tasks.prompt_set_used(name))
   catalog = {k: i for i, k in enumerate(dict.fromkeys(
       (info.dataset, info.config) for info in eval_tasks.TASK_INFOS.values()))}
   keys = sorted(grouped, key=catalog.__getitem__)
   rows = []
   for key in keys:
     info = infos[key]
+    comparable = model_size and all(p.is_paper for p in prompt_sets[key])
     paper = (paper_results.paper_accuracy(model_size, info.dataset, info.config)
-             if model_size else None)
+             if comparable else None)
+    prompts = "; ".join(sorted(p.describe() for p in prompt_sets[key]))
     rows.append(TableRow(info.dataset, info.config, info.language, info.group,
-                         median_over_prompts(grouped[key]), dict(grouped[key]), paper))
+                         median_over_prompts(grouped[key]), dict(grouped[key]), paper, prompts))
   return rows
 
 
 def dataset_rows(rows: Sequence[TableRow], model_size: str | None = None) -> list[DatasetRow]:
-  """Per-dataset means of `table_rows` output (first-seen order).
+  """Per-headline means of `table_rows` output (first-seen order): one row per multilingual
+  dataset, one per English (dataset, config), as the paper's tables.
 
   `paper_mean` is the paper's mean over the same configs, so a partial evaluation (e.g. the
-  bundled samples) is compared like with like.
+  bundled samples) is compared like with like; None unless all its rows have paper numbers
+  (the paper's prompts were used).
   """
+  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
   from xp3_tasks import paper_results  # pylint: disable=g-import-not-at-top
 
-  by_dataset: dict[str, list[TableRow]] = {}
+  by_headline: dict[str, list[TableRow]] = {}
   for row in rows:
-    by_dataset.setdefault(row.dataset, []).append(row)
+    by_headline.setdefault(eval_tasks.headline(row.dataset, row.config), []).append(row)
   out = []
-  for dataset, members in by_dataset.items():
+  for name, members in by_headline.items():
     configs = tuple(r.config for r in members)
-    paper = (paper_results.paper_average(model_size, dataset, list(configs))
-             if model_size else None)
-    out.append(DatasetRow(dataset, mean_over_configs([r.median_accuracy for r in members]),
+    comparable = model_size and all(r.paper_accuracy is not None for r in members)
+    paper = (paper_results.paper_average(model_size, members[0].dataset, list(configs))
+             if comparable else None)
+    out.append(DatasetRow(name, mean_over_configs([r.median_accuracy for r in members]),
                           configs, paper))
   return out

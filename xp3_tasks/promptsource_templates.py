@@ -128,8 +128,8 @@ class Template:
     return text, choices, choices.index(targets[0])
 
 
-class _Loader(yaml.SafeLoader):
-  """SafeLoader that reads promptsource's two tags as plain mappings."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built
+  """A safe loader that reads promptsource's two tags as plain mappings."""
 
 
 class _TemplateNode(dict):
