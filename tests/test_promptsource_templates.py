@@ -13,6 +13,7 @@ import gzip
 import json
 import pathlib
 
+import gin
 import pytest
 
 from conftest import SHARED
@@ -247,6 +248,26 @@ def test_translated_variants(paper_prompts, monkeypatch):
   monkeypatch.setenv("XP3_PROMPTSOURCE_VARIANT", "xx")
   with pytest.raises(ValueError, match="XP3_PROMPTSOURCE_VARIANT"):
     eval_prompts.prompt_set()
+
+
+def test_prompt_set_settings(monkeypatch):
+  monkeypatch.delenv("XP3_PROMPTSOURCE_DIR", raising=False)
+  monkeypatch.delenv("XP3_PROMPTSOURCE_VARIANT", raising=False)
+  assert eval_prompts.prompt_set() == eval_prompts.PromptSet(None, "en")
+  assert not eval_prompts.prompt_set().is_paper
+  assert "bundled own-wording prompts (not the paper's" in eval_prompts.prompt_set().describe()
+  monkeypatch.setenv("XP3_PROMPTSOURCE_VARIANT", "mt")
+  with pytest.raises(ValueError, match="needs XP3_PROMPTSOURCE_DIR"):
+    eval_prompts.prompt_set()
+  # Gin macros win over the environment, as for the other XP3_* settings.
+  with gin.unlock_config():
+    gin.parse_config("XP3_PROMPTSOURCE_DIR = '/ps/templates'\nXP3_PROMPTSOURCE_VARIANT = 'EN'")
+  try:
+    assert eval_prompts.prompt_set() == eval_prompts.PromptSet("/ps/templates", "en")
+    assert eval_prompts.prompt_set().is_paper
+  finally:
+    with gin.unlock_config():
+      gin.clear_config()
 
 
 def test_every_bundled_task_equals_promptsource(paper_prompts, monkeypatch):

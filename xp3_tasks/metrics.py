@@ -19,9 +19,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import statistics
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+  from xp3_tasks import eval_prompts
 
 
 def rank_classification_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
@@ -121,12 +124,12 @@ class DatasetRow:
 
 
 def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = None,
-               prompt_set: Any = None) -> list[TableRow]:
+               prompt_set: eval_prompts.PromptSet | None = None) -> list[TableRow]:
   """Per-(dataset, config) rows from {evaluation task name: accuracy}, in catalog order.
 
   `model_size` ('small'...'xxl', or a paper model name) fills `paper_accuracy` where every
   task of the row rendered the paper's prompts. `prompt_set` (an `eval_prompts.PromptSet`) is
-  the set the tasks rendered; default: each task's own (`eval_tasks.prompt_set_used`).
+  the set the tasks rendered; default: each task's last (`eval_tasks.prompt_set_used`).
   """
   # Imported here: eval_tasks registers tasks whose metric functions live in this module.
   from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
