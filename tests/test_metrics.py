@@ -88,7 +88,8 @@ def test_english_sets_are_reported_one_by_one():
       ("super_glue_cb", ("cb",), 80.0, 82.14), ("super_glue_rte", ("rte",), 70.0, 83.03),
       ("super_glue_copa", ("copa",), 90.0, 90.0)]
   table = report.table_markdown(rows, means, "xxl")
-  assert "| anli_r2 | r2 | 30.00 | 41.70 |" in table and "| xcopa | sw zh | 55.00 | 77.50 |" in table
+  assert "| anli_r2 | r2 | 30.00 | 41.70 |" in table
+  assert "| xcopa | sw zh | 55.00 | 77.50 |" in table
   assert "Prompts: promptsource templates (English" in table and "paper mT0-xxl" in table
   assert table.count("**mean**") == 1  # xcopa's; the English sets have no merged mean
   bundled = metrics.table_rows(accuracies, model_size="xxl", prompt_set=eval_prompts.PromptSet())

@@ -137,15 +137,7 @@ def test_variant_names():
 # ---------------------------------------------------------------------------------------------
 # The paper's templates on the bundled samples, through the evaluation tasks
 
-def _rendered(name):
-  """(inputs, choices, label) per example of evaluation task `name`, as the task renders them."""
-  info = eval_tasks.get_task_info(name)
-  eval_set = next(s for s in eval_tasks.EVAL_SETS
-                  if s.dataset == info.dataset and info.config in s.configs)
-  prompt = next(p for p in eval_prompts.prompts_for(eval_set.family) if p.id == info.prompt)
-  ex = eval_tasks._prompted_examples(info, prompt, eval_set)  # pylint: disable=protected-access
-  return [(str(t), [str(c) for c in cs], int(lab))
-          for t, cs, lab in zip(ex["inputs"], ex["choices"], ex["label"])]
+_rendered = eval_tasks.rendered_examples  # (inputs, choices, gold index) per example of a task
 
 
 # (task, example index) -> promptsource's (inputs, choices, gold index); one to three templates per

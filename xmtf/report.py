@@ -6,8 +6,9 @@ Table: which prompts rendered the tasks; the headline entries as the paper's tab
 Winogrande and StoryCloze each on its own); then one row per (dataset, language/config) with the
 median accuracy over prompts and the per-prompt accuracies. The paper's number for the same mT0
 size stands beside ours only when the size is known and the tasks rendered the paper's prompts
-(promptsource's English templates): other prompts give numbers that are not comparable. Plots: accuracy per language per dataset (bars; paper values as
-markers), and, when several checkpoints were evaluated, each dataset's mean over checkpoints.
+(promptsource's English templates): other prompts give numbers that are not comparable.
+Plots: accuracy per language per dataset (bars; paper values as markers), and, when several
+checkpoints were evaluated, each headline entry's accuracy over checkpoints.
 """
 from __future__ import annotations
 
@@ -87,18 +88,20 @@ def table_markdown(rows: Sequence[metrics.TableRow], datasets: Sequence[metrics.
 
 def write_csv(path: str, rows: Sequence[metrics.TableRow],
               datasets: Sequence[metrics.DatasetRow]) -> None:
-  """One line per (dataset, config) and one `mean` line per dataset."""
+  """One line per (dataset, config) with the prompts it used, and one `mean` line per headline
+  entry (a multilingual dataset, or an English set such as `anli_r1`, `super_glue_cb`)."""
   with open(path, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
     writer.writerow(["dataset", "config", "language", "group", "median_accuracy",
-                     "paper_accuracy", "num_prompts", "prompt_accuracies"])
+                     "paper_accuracy", "num_prompts", "prompt_accuracies", "prompts"])
     for r in rows:
       writer.writerow([r.dataset, r.config, r.language, r.group, f"{r.median_accuracy:.4f}",
                        _fmt(r.paper_accuracy), len(r.prompt_accuracies),
-                       ";".join(f"{p}={a:.4f}" for p, a in sorted(r.prompt_accuracies.items()))])
+                       ";".join(f"{p}={a:.4f}" for p, a in sorted(r.prompt_accuracies.items())),
+                       r.prompts])
     for d in datasets:
       writer.writerow([d.dataset, "mean", "", "", f"{d.mean_accuracy:.4f}", _fmt(d.paper_mean),
-                       "", ""])
+                       "", "", ""])
 
 
 def plot_by_language(path: str, rows: Sequence[metrics.TableRow], model_size: str | None,

@@ -1,4 +1,4 @@
-"""Prompts for the paper's zero-shot held-out evaluation (rank classification), and which set is used.
+"""Prompts of the paper's zero-shot held-out evaluation (rank classification); which set is used.
 
 The paper scored mT0 with five English promptsource prompts per dataset, the same prompts in every
 language (RECIPE.md section 4). Two sets can render the evaluation tasks (`prompt_set()`):

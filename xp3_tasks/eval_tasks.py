@@ -253,6 +253,7 @@ class TaskInfo:
 
 
 TASK_INFOS: dict[str, TaskInfo] = {}
+_PROMPTS: dict[str, tuple[eval_prompts.Prompt, EvalSet]] = {}  # task name -> how it renders
 
 
 def task_name(dataset: str, config: str, prompt_id: str) -> str:
@@ -393,7 +394,18 @@ def register_eval_tasks() -> list[str]:
             postprocess_fn=metrics.rank_classification_postprocessor,
             metric_fns=[metrics.rank_classification_accuracy])
         TASK_INFOS[name] = info
+        _PROMPTS[name] = (prompt, eval_set)
   return names
+
+
+def rendered_examples(name: str) -> list[tuple[str, list[str], int]]:
+  """(inputs, answer choices, gold index) of every example of task `name`, rendered as the task
+  renders them under the current settings (data root, prompt set)."""
+  info = get_task_info(name)
+  examples = _prompted_examples(info, *_PROMPTS[name])
+  return [(str(text), [str(c) for c in choices], int(label))
+          for text, choices, label in zip(examples["inputs"], examples["choices"],
+                                          examples["label"])]
 
 
 def get_task_info(name: str) -> TaskInfo:
