@@ -262,6 +262,30 @@ def test_prompt_set_settings(monkeypatch):
       gin.clear_config()
 
 
+def test_every_task_has_its_templates(templates_dir):
+  """All 235 tasks (not only the bundled ones) find their English and MT templates, which parse;
+  HT templates exist for the languages the xP3mt evaluation translated by hand."""
+  english = eval_prompts.PromptSet(templates_dir, "en")
+  mt = eval_prompts.PromptSet(templates_dir, "mt")
+  ht = eval_prompts.PromptSet(templates_dir, "ht")
+  with_ht = set()
+  for name, info in eval_tasks.TASK_INFOS.items():
+    template = eval_tasks.promptsource_template(name, english)
+    assert template.name == info.paper_prompt
+    translated = eval_tasks.promptsource_template(name, mt)
+    assert translated.name.startswith(info.paper_prompt.split(",")[0])
+    assert (translated is template) == (info.language == "en"), name
+    for t in (template, translated):  # they compile
+      assert t._prompt_template and t._choices_template  # pylint: disable=protected-access
+    try:
+      if eval_tasks.promptsource_template(name, ht) is not template:
+        with_ht.add((info.dataset, info.config))
+    except pt.TemplateError:
+      pass
+  assert with_ht == {("xnli", c) for c in "ar es fr hi sw ur vi zh".split()} | {
+      ("xcopa", "zh"), ("xstory_cloze", "zh"), ("xwinograd", "zh")}
+
+
 def test_every_bundled_task_equals_promptsource(paper_prompts, monkeypatch):
   """All (prompt, choice) pairs of the bundled samples, each variant, against promptsource's."""
   reference = collections.defaultdict(dict)

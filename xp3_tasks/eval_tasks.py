@@ -275,19 +275,21 @@ def prompt_set_used(name: str) -> eval_prompts.PromptSet:
   return _PROMPT_SETS_USED.get(name) or eval_prompts.prompt_set()
 
 
-def _renderer(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet,
-              prompt_set: eval_prompts.PromptSet) -> Callable[[dict, dict], Any]:
-  """(raw record, normalised record) -> (inputs, choices, label) under `prompt_set`."""
+def promptsource_template(name: str, prompt_set: eval_prompts.PromptSet | None = None
+                          ) -> promptsource_templates.Template:
+  """The promptsource template task `name` renders under `prompt_set` (default: the current one,
+  which must name a templates directory): the English one, or the config's translation."""
+  info = get_task_info(name)
+  prompt, eval_set = _PROMPTS[name]
+  prompt_set = prompt_set or eval_prompts.prompt_set()
   if prompt_set.directory is None:
-    return lambda raw, normalised: prompt(normalised)
+    raise ValueError(f"{name}: no promptsource templates directory (XP3_PROMPTSOURCE_DIR)")
   if prompt_set.variant == "en" or eval_set.translated is None or info.language == "en":
-    template = promptsource_templates.find_template(prompt_set.directory, eval_set.templates,
-                                                    prompt.paper_name)
-  else:
-    template = promptsource_templates.find_template(
-        prompt_set.directory, eval_set.translated.format(config=info.config),
-        *promptsource_templates.variant_names(prompt.paper_name, info.config, prompt_set.variant))
-  return lambda raw, normalised: template.render(raw)
+    return promptsource_templates.find_template(prompt_set.directory, eval_set.templates,
+                                                prompt.paper_name)
+  return promptsource_templates.find_template(
+      prompt_set.directory, eval_set.translated.format(config=info.config),
+      *promptsource_templates.variant_names(prompt.paper_name, info.config, prompt_set.variant))
 
 
 def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet
@@ -298,7 +300,11 @@ def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: Ev
   if prompt_set not in _LOGGED_PROMPT_SETS:
     _LOGGED_PROMPT_SETS.add(prompt_set)
     logging.info("evaluation prompts: %s", prompt_set.describe())
-  render = _renderer(info, prompt, eval_set, prompt_set)
+  if prompt_set.directory is None:
+    render = lambda raw, normalised: prompt(normalised)  # noqa: E731
+  else:
+    template = promptsource_template(info.task_name, prompt_set)
+    render = lambda raw, normalised: template.render(raw)  # noqa: E731
   inputs, choices, labels = [], [], []
   for number, (raw, record) in enumerate(read_raw_and_normalised(path, eval_set.normalise)):
     try:
