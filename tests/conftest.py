@@ -17,3 +17,32 @@ def t5x_fixtures() -> pathlib.Path:
   if not T5X_FIXTURES.is_dir():
     pytest.skip(f"T5X fixtures not found at {T5X_FIXTURES} (../shared is not beside the checkout)")
   return T5X_FIXTURES
+
+
+@pytest.fixture
+def clean_gin():
+  """Gin's global config cleared before and after the test (gin state is process-wide)."""
+  import gin  # pylint: disable=g-import-not-at-top
+
+  with gin.unlock_config():
+    gin.clear_config()
+  yield
+  with gin.unlock_config():
+    gin.clear_config()
+
+
+@pytest.fixture
+def one_device_mesh():
+  """A 1 x 1 ('data', 'model') mesh on the first CPU device."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from xmtf import partitioning  # pylint: disable=g-import-not-at-top
+
+  return partitioning.create_mesh(devices=jax.devices()[:1])
+
+
+@pytest.fixture
+def mesh_2x2():
+  """data 2 x model 2 over the four fake CPU devices."""
+  from xmtf import partitioning  # pylint: disable=g-import-not-at-top
+
+  return partitioning.create_mesh(mesh_shape=(2, 2))

@@ -177,9 +177,7 @@ def test_rank3_needs_rules_and_rules_factor_per_batch():
   for layer in range(2):
     ref = numpy_adafactor(param[layer], [g[layer] for g in grads], lr=0.1, factored=True)
     np.testing.assert_allclose(ours[-1][layer], ref[-1], rtol=2e-5, atol=1e-6)
-  logical = optim.adafactor_state_logical_axes(
-      params, axes, min_dim_size_to_factor=4,
-      logical_factor_rules=optim.standard_logical_factor_rules())
+  logical = tx.state_logical_axes(params, axes)
   assert logical.param_states["w"]["v_row"] == P("layers", "embed")
   assert logical.param_states["w"]["v_col"] == P("layers", "mlp")
 
@@ -193,8 +191,9 @@ def test_state_logical_axes_follow_the_factored_dims():
           "mlp": {"wi_0": {"kernel": P("embed", "mlp")}},
           "attn": {"kernel": P("embed", "joined_kv")},
           "norm": {"scale": P("embed")}}
-  logical = optim.adafactor_state_logical_axes(params, axes, beta1=0.9)
-  shapes = jax.eval_shape(optim.adafactor(0.1, beta1=0.9).init, params)
+  tx = optim.adafactor(0.1, beta1=0.9)
+  logical = tx.state_logical_axes(params, axes)
+  shapes = jax.eval_shape(tx.init, params)
   emb = logical.param_states["token_embedder"]["embedding"]
   assert emb["v_row"] == P("embed") and emb["v_col"] == P("vocab") and emb["v"] == P()
   assert emb["m"] == P("vocab", "embed")

@@ -122,7 +122,8 @@ def test_adafactor_state_shardings(param_dims):
   mesh = partitioning.create_mesh(num_partitions=2)
   rules = partitioning.standard_logical_axis_rules(parameter_partitioning_dims=param_dims)
   shapes = shapes_for(PARAM_AXES, SIZES)
-  sh = partitioning.adafactor_state_shardings(shapes, PARAM_AXES, mesh, rules)
+  tx = optim.adafactor(1e-3)
+  sh = partitioning.optimizer_state_shardings(tx, shapes, PARAM_AXES, mesh, rules)
   emb = sh.param_states["token_embedder"]["embedding"]
   embed_axis = "data" if param_dims == 2 else None
   assert emb["v_row"].spec == P(embed_axis)  # vocab (the larger dim) reduced away
@@ -133,7 +134,7 @@ def test_adafactor_state_shardings(param_dims):
   rel = sh.param_states["encoder"]["relpos_bias"]["rel_embedding"]  # 4 < 128: unfactored
   assert rel["v"].spec == P("model", None)
   assert sh.count.spec == P()
-  state_shapes = jax.eval_shape(optim.adafactor(1e-3).init, shapes)
+  state_shapes = jax.eval_shape(tx.init, shapes)
   assert jax.tree.structure(state_shapes) == jax.tree.structure(sh)
 
 
@@ -152,8 +153,7 @@ def test_sharded_adafactor_step_equals_unsharded():
     return optax.apply_updates(params, updates), state
 
   p_sh = partitioning.param_shardings(axes, mesh, rules, params)
-  s_sh = partitioning.adafactor_state_shardings(params, axes, mesh, rules,
-                                                min_dim_size_to_factor=4)
+  s_sh = partitioning.optimizer_state_shardings(tx, params, axes, mesh, rules)
   state = tx.init(params)
   ref_params, ref_state = jax.jit(step)(params, state, grads)
   sharded = jax.jit(step, in_shardings=(p_sh, s_sh, p_sh), out_shardings=(p_sh, s_sh))

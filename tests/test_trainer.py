@@ -22,8 +22,7 @@ FACTORING = {"min_dim_size_to_factor": 16}
 def make_trainer(mesh, rules=None, *, learning_rate=0.01, config=CONFIG, **kwargs):
   optimizer = optim.adafactor(learning_rate, **FACTORING)
   return trainer_lib.Trainer(config, optimizer, mesh,
-                             rules or partitioning.standard_logical_axis_rules(),
-                             optimizer_factoring=FACTORING, **kwargs)
+                             rules or partitioning.standard_logical_axis_rules(), **kwargs)
 
 
 def one_device_mesh():

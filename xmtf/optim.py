@@ -18,6 +18,9 @@ update rule, the state layout and the step counter follow T5X exactly:
 * per-parameter state is the dict `{'v_row', 'v_col', 'v', 'm'}` with unused slots as
   float32 zeros of shape (1,), nested like the parameters: the tree T5X writes under
   `optimizer/state/param_states`, so `state_from_t5x` / `state_to_t5x` map checkpoints both ways.
+* the optimizer owns that layout: `Adafactor.state_logical_axes` follows the same factoring
+  plan as `init`/`update` (T5X's `derive_logical_axes`), so the state's shardings cannot drift
+  from its shapes.
 """
 from collections.abc import Callable, Mapping
 import dataclasses
@@ -27,7 +30,6 @@ import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import PartitionSpec
 
 Schedule = Callable[[jnp.ndarray], jnp.ndarray]
@@ -151,6 +153,151 @@ def global_norm(tree: PyTree) -> jnp.ndarray:
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Adafactor:
+  """T5X's Adafactor as an optax transformation (`init`, `update`) that owns its state layout.
+
+  `state_logical_axes` derives the state's logical axes from the same settings and factoring
+  plan that `init` and `update` use (T5X's `derive_logical_axes`), so the shardings of the state
+  can never disagree with its shapes, whatever gin sets. Build it with `adafactor(...)`.
+  """
+  schedule: Schedule
+  factored: bool
+  multiply_by_parameter_scale: bool
+  beta1: float | None
+  decay_rate: float
+  step_offset: int
+  clipping_threshold: float | None
+  weight_decay_rate: float | None
+  min_dim_size_to_factor: int
+  epsilon1: float
+  epsilon2: float
+  dtype_momentum: Any
+  weight_decay_rate_lr_exponent: float | None
+  global_norm_clip_threshold: float | None
+  max_parameter_scale: float | None
+  logical_factor_rules: Mapping[str, str | None] | None
+  param_logical_axes: PyTree | None
+
+  def _plans(self, tree: PyTree) -> tuple[list[_Plan], Any]:
+    """The factoring plan of every parameter (arrays or ShapeDtypeStructs), in flat order."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    axes = ([None] * len(flat) if self.param_logical_axes is None
+            else treedef.flatten_up_to(self.param_logical_axes))
+    result = []
+    for (path, leaf), leaf_axes in zip(flat, axes):
+      name = _path_name(path)
+      rule = _factor_rule(leaf_axes, self.logical_factor_rules, name)
+      result.append(_plan(tuple(leaf.shape), rule, factored=self.factored,
+                          min_dim_size_to_factor=self.min_dim_size_to_factor, path=name))
+    return result, treedef
+
+  def init(self, params: PyTree) -> AdafactorState:
+    leaf_plans, treedef = self._plans(params)
+    states = []
+    for leaf, plan in zip(treedef.flatten_up_to(params), leaf_plans):
+      shape = tuple(leaf.shape)
+      slots = {k: _placeholder() for k in SLOTS}
+      if plan.factored:
+        slots["v_row"] = jnp.zeros(_reduced_shape(shape, plan.col_dims), jnp.float32)
+        slots["v_col"] = jnp.zeros(_reduced_shape(shape, plan.row_dims), jnp.float32)
+      else:
+        slots["v"] = jnp.zeros(shape, jnp.float32)
+      if self.beta1 is not None:
+        slots["m"] = jnp.zeros(shape, self.dtype_momentum)
+      states.append(slots)
+    return AdafactorState(jnp.zeros((), jnp.int32), treedef.unflatten(states))
+
+  def state_logical_axes(self, params: PyTree, param_logical_axes: PyTree) -> AdafactorState:
+    """The state's logical axes: `v`/`m` as the param, `v_row`/`v_col` minus the reduced dims.
+
+    `params` may hold arrays or ShapeDtypeStructs. T5X replicates `v_row`/`v_col`; sharding them
+    like the param's remaining axes costs nothing and keeps the reductions local. The step and
+    the (1,) placeholders of unused slots are replicated.
+    """
+    leaf_plans, treedef = self._plans(params)
+    out = []
+    for (path, leaf), axes, plan in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                                        treedef.flatten_up_to(param_logical_axes), leaf_plans):
+      axes = tuple(axes) if axes is not None else (None,) * len(leaf.shape)
+      if len(axes) != len(leaf.shape):
+        raise ValueError(f"logical axes {axes} do not match the shape {tuple(leaf.shape)} of "
+                         f"parameter {_path_name(path)}")
+      slots = {k: PartitionSpec() for k in SLOTS}
+      if plan.factored:
+        slots["v_row"] = PartitionSpec(*[a for i, a in enumerate(axes) if i not in plan.col_dims])
+        slots["v_col"] = PartitionSpec(*[a for i, a in enumerate(axes) if i not in plan.row_dims])
+      else:
+        slots["v"] = PartitionSpec(*axes)
+      if self.beta1 is not None:
+        slots["m"] = PartitionSpec(*axes)
+      out.append(slots)
+    return AdafactorState(PartitionSpec(), treedef.unflatten(out))
+
+  def _update_one(self, grad, param, slots, plan: _Plan, step, lr):
+    grad = grad.astype(jnp.float32)
+    t = step.astype(jnp.float32) - self.step_offset + 1.0
+    decay = 1.0 - t ** (-self.decay_rate)
+    mixing = 1.0 - decay
+    update_scale = lr
+    if self.multiply_by_parameter_scale:
+      scale = jnp.maximum(_rms(param.astype(jnp.float32), plan.averaging_dims), self.epsilon2)
+      if self.max_parameter_scale is not None:
+        scale = jnp.minimum(scale, self.max_parameter_scale)
+      update_scale = update_scale * scale
+    grad_sqr = grad * grad + self.epsilon1
+    new = {k: _placeholder() for k in SLOTS}
+    if plan.factored:
+      d1, d0 = plan.row_dims, plan.col_dims
+      v_row = decay * slots["v_row"] + mixing * jnp.mean(grad_sqr, axis=d0)
+      v_col = decay * slots["v_col"] + mixing * jnp.mean(grad_sqr, axis=d1)
+      new["v_row"], new["v_col"] = v_row, v_col
+      reduced_d1 = tuple(d - sum(e < d for e in d0) for d in d1)
+      row_factor = jax.lax.rsqrt(v_row / jnp.mean(v_row, axis=reduced_d1, keepdims=True))
+      y = grad * _expand(row_factor, d0) * _expand(jax.lax.rsqrt(v_col), d1)
+    else:
+      v = decay * slots["v"] + mixing * grad_sqr
+      new["v"] = v
+      y = grad * jax.lax.rsqrt(v)
+    if self.clipping_threshold is not None:
+      y = y / jnp.maximum(1.0, _rms(y, plan.averaging_dims) / self.clipping_threshold)
+    subtrahend = update_scale * y
+    if self.beta1 is not None:
+      m = self.beta1 * slots["m"].astype(jnp.float32) + (1.0 - self.beta1) * subtrahend
+      new["m"] = m.astype(self.dtype_momentum)
+      subtrahend = m
+    wd = self.weight_decay_rate
+    if self.weight_decay_rate_lr_exponent:
+      wd = (wd or 1.0) * lr ** self.weight_decay_rate_lr_exponent
+    if wd is not None:
+      param32 = param.astype(jnp.float32)
+      delta = ((1.0 - wd) * param32 - subtrahend) - param32
+    else:
+      delta = -subtrahend
+    return delta.astype(param.dtype), new
+
+  def update(self, updates: PyTree, state: AdafactorState, params: PyTree | None = None
+             ) -> tuple[PyTree, AdafactorState]:
+    """Additive updates for the gradients `updates` (optax's convention) and the new state."""
+    if params is None:
+      raise ValueError("adafactor.update needs params (parameter scaling and shapes)")
+    leaf_plans, treedef = self._plans(params)
+    grads = treedef.flatten_up_to(updates)
+    if self.global_norm_clip_threshold:
+      norm = global_norm(grads)
+      threshold = self.global_norm_clip_threshold
+      grads = [g * (threshold * jnp.minimum(1.0 / threshold, 1.0 / norm)) for g in grads]
+    lr = jnp.asarray(self.schedule(state.count), jnp.float32)
+    deltas, new_states = [], []
+    for g, p, s, plan in zip(grads, treedef.flatten_up_to(params),
+                             treedef.flatten_up_to(state.param_states), leaf_plans):
+      delta, new = self._update_one(g, p, s, plan, state.count, lr)
+      deltas.append(delta)
+      new_states.append(new)
+    return treedef.unflatten(deltas), AdafactorState(state.count + 1,
+                                                     treedef.unflatten(new_states))
+
+
 @gin.configurable
 def adafactor(learning_rate: float | Schedule | None = None,
               *,
@@ -169,8 +316,8 @@ def adafactor(learning_rate: float | Schedule | None = None,
               global_norm_clip_threshold: float | None = None,
               max_parameter_scale: float | None = None,
               logical_factor_rules: Mapping[str, str | None] | None = None,
-              param_logical_axes: PyTree | None = None) -> optax.GradientTransformation:
-  """T5X's Adafactor (defaults are T5X's) as an optax transformation.
+              param_logical_axes: PyTree | None = None) -> Adafactor:
+  """T5X's Adafactor (defaults are T5X's): an optax transformation that owns its state layout.
 
   Args:
     learning_rate: a float or a schedule `step -> lr` evaluated at the optimizer's step (e.g.
@@ -185,140 +332,25 @@ def adafactor(learning_rate: float | Schedule | None = None,
     param_logical_axes: the params' PartitionSpec tree of logical names (model.param_logical_axes).
 
   Returns:
-    An optax transformation whose `update(grads, state, params)` returns additive updates.
+    An `Adafactor` whose `update(grads, state, params)` returns additive updates and whose
+    `state_logical_axes(params, param_logical_axes)` gives its state's layout.
   """
   if learning_rate is None:
     raise ValueError("adafactor: learning_rate is required (a float or a schedule such as "
                      "xmtf.optim.create_learning_rate_schedule())")
   if not 0.0 <= (beta1 if beta1 is not None else 0.0) < 1.0:
     raise ValueError(f"adafactor: beta1 must be in [0, 1), got {beta1}")
-  momentum_dtype = jnp.dtype(dtype_momentum)
   schedule = learning_rate if callable(learning_rate) else (lambda _: jnp.float32(learning_rate))
-
-  def plans(tree: PyTree) -> tuple[list[_Plan], Any]:
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    axes = ([None] * len(flat) if param_logical_axes is None
-            else treedef.flatten_up_to(param_logical_axes))
-    result = []
-    for (path, leaf), leaf_axes in zip(flat, axes):
-      name = _path_name(path)
-      rule = _factor_rule(leaf_axes, logical_factor_rules, name)
-      result.append(_plan(tuple(leaf.shape), rule, factored=factored,
-                          min_dim_size_to_factor=min_dim_size_to_factor, path=name))
-    return result, treedef
-
-  def init_fn(params: PyTree) -> AdafactorState:
-    leaf_plans, treedef = plans(params)
-    states = []
-    for leaf, plan in zip(treedef.flatten_up_to(params), leaf_plans):
-      shape = tuple(leaf.shape)
-      slots = {k: _placeholder() for k in SLOTS}
-      if plan.factored:
-        slots["v_row"] = jnp.zeros(_reduced_shape(shape, plan.col_dims), jnp.float32)
-        slots["v_col"] = jnp.zeros(_reduced_shape(shape, plan.row_dims), jnp.float32)
-      else:
-        slots["v"] = jnp.zeros(shape, jnp.float32)
-      if beta1 is not None:
-        slots["m"] = jnp.zeros(shape, momentum_dtype)
-      states.append(slots)
-    return AdafactorState(jnp.zeros((), jnp.int32), treedef.unflatten(states))
-
-  def update_one(grad, param, slots, plan: _Plan, step, lr):
-    grad = grad.astype(jnp.float32)
-    t = step.astype(jnp.float32) - step_offset + 1.0
-    decay = 1.0 - t ** (-decay_rate)
-    mixing = 1.0 - decay
-    update_scale = lr
-    if multiply_by_parameter_scale:
-      scale = jnp.maximum(_rms(param.astype(jnp.float32), plan.averaging_dims), epsilon2)
-      if max_parameter_scale is not None:
-        scale = jnp.minimum(scale, max_parameter_scale)
-      update_scale = update_scale * scale
-    grad_sqr = grad * grad + epsilon1
-    new = {k: _placeholder() for k in SLOTS}
-    if plan.factored:
-      d1, d0 = plan.row_dims, plan.col_dims
-      v_row = decay * slots["v_row"] + mixing * jnp.mean(grad_sqr, axis=d0)
-      v_col = decay * slots["v_col"] + mixing * jnp.mean(grad_sqr, axis=d1)
-      new["v_row"], new["v_col"] = v_row, v_col
-      reduced_d1 = tuple(d - sum(e < d for e in d0) for d in d1)
-      row_factor = jax.lax.rsqrt(v_row / jnp.mean(v_row, axis=reduced_d1, keepdims=True))
-      y = grad * _expand(row_factor, d0) * _expand(jax.lax.rsqrt(v_col), d1)
-    else:
-      v = decay * slots["v"] + mixing * grad_sqr
-      new["v"] = v
-      y = grad * jax.lax.rsqrt(v)
-    if clipping_threshold is not None:
-      y = y / jnp.maximum(1.0, _rms(y, plan.averaging_dims) / clipping_threshold)
-    subtrahend = update_scale * y
-    if beta1 is not None:
-      m = beta1 * slots["m"].astype(jnp.float32) + (1.0 - beta1) * subtrahend
-      new["m"] = m.astype(momentum_dtype)
-      subtrahend = m
-    wd = weight_decay_rate
-    if weight_decay_rate_lr_exponent:
-      wd = (wd or 1.0) * lr ** weight_decay_rate_lr_exponent
-    if wd is not None:
-      param32 = param.astype(jnp.float32)
-      delta = ((1.0 - wd) * param32 - subtrahend) - param32
-    else:
-      delta = -subtrahend
-    return delta.astype(param.dtype), new
-
-  def update_fn(updates: PyTree, state: AdafactorState, params: PyTree | None = None):
-    if params is None:
-      raise ValueError("adafactor.update needs params (parameter scaling and shapes)")
-    leaf_plans, treedef = plans(params)
-    grads = treedef.flatten_up_to(updates)
-    if global_norm_clip_threshold:
-      norm = global_norm(grads)
-      factor = global_norm_clip_threshold * jnp.minimum(1.0 / global_norm_clip_threshold,
-                                                        1.0 / norm)
-      grads = [g * factor for g in grads]
-    lr = jnp.asarray(schedule(state.count), jnp.float32)
-    deltas, new_states = [], []
-    for g, p, s, plan in zip(grads, treedef.flatten_up_to(params),
-                             treedef.flatten_up_to(state.param_states), leaf_plans):
-      delta, new = update_one(g, p, s, plan, state.count, lr)
-      deltas.append(delta)
-      new_states.append(new)
-    new_state = AdafactorState(state.count + 1, treedef.unflatten(new_states))
-    return treedef.unflatten(deltas), new_state
-
-  return optax.GradientTransformation(init_fn, update_fn)
-
-
-def adafactor_state_logical_axes(params: PyTree, param_logical_axes: PyTree, *,
-                                 factored: bool = True, min_dim_size_to_factor: int = 128,
-                                 logical_factor_rules: Mapping[str, str | None] | None = None,
-                                 beta1: float | None = None) -> AdafactorState:
-  """Logical axes of the Adafactor state: `v`/`m` as the param, `v_row`/`v_col` minus a dim.
-
-  `params` may hold arrays or ShapeDtypeStructs; pass the same factoring arguments as to
-  `adafactor`. T5X replicates `v_row`/`v_col`; sharding them like the param's remaining axes
-  costs nothing and keeps the reductions local. Placeholders are replicated.
-  """
-  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-  axes_flat = treedef.flatten_up_to(param_logical_axes)
-  out = []
-  for (path, leaf), axes in zip(flat, axes_flat):
-    name = _path_name(path)
-    axes = tuple(axes) if axes is not None else (None,) * len(leaf.shape)
-    if len(axes) != len(leaf.shape):
-      raise ValueError(f"logical axes {axes} do not match the shape {tuple(leaf.shape)} of "
-                       f"parameter {name}")
-    plan = _plan(tuple(leaf.shape), _factor_rule(PartitionSpec(*axes), logical_factor_rules, name),
-                 factored=factored, min_dim_size_to_factor=min_dim_size_to_factor, path=name)
-    slots = {k: PartitionSpec() for k in SLOTS}
-    if plan.factored:
-      slots["v_row"] = PartitionSpec(*[a for i, a in enumerate(axes) if i not in plan.col_dims])
-      slots["v_col"] = PartitionSpec(*[a for i, a in enumerate(axes) if i not in plan.row_dims])
-    else:
-      slots["v"] = PartitionSpec(*axes)
-    if beta1 is not None:
-      slots["m"] = PartitionSpec(*axes)
-    out.append(slots)
-  return AdafactorState(PartitionSpec(), treedef.unflatten(out))
+  return Adafactor(
+      schedule=schedule, factored=factored,
+      multiply_by_parameter_scale=multiply_by_parameter_scale, beta1=beta1,
+      decay_rate=decay_rate, step_offset=step_offset, clipping_threshold=clipping_threshold,
+      weight_decay_rate=weight_decay_rate, min_dim_size_to_factor=min_dim_size_to_factor,
+      epsilon1=epsilon1, epsilon2=epsilon2, dtype_momentum=jnp.dtype(dtype_momentum),
+      weight_decay_rate_lr_exponent=weight_decay_rate_lr_exponent,
+      global_norm_clip_threshold=global_norm_clip_threshold,
+      max_parameter_scale=max_parameter_scale, logical_factor_rules=logical_factor_rules,
+      param_logical_axes=param_logical_axes)
 
 
 def state_to_t5x(state: AdafactorState) -> dict[str, Any]:

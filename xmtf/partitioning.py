@@ -29,8 +29,6 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from xmtf import optim
-
 MESH_AXES = ("data", "model")
 LogicalRules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 PyTree = Any
@@ -139,16 +137,23 @@ def param_shardings(param_logical_axes: PyTree, mesh: Mesh, rules: LogicalRules,
   return shardings
 
 
-def adafactor_state_shardings(params: PyTree, param_logical_axes: PyTree, mesh: Mesh,
-                              rules: LogicalRules, **factoring: Any) -> optim.AdafactorState:
-  """NamedShardings of `optim.adafactor` state: `v`/`m` like the param, `v_row`/`v_col` like
-  the param minus the reduced dimension; the step and placeholders replicated.
+def optimizer_state_shardings(optimizer: Any, params: PyTree, param_logical_axes: PyTree,
+                              mesh: Mesh, rules: LogicalRules) -> PyTree:
+  """NamedShardings of `optimizer.init(params)`'s state, as the optimizer itself lays it out.
 
-  `factoring` takes the factoring arguments given to `optim.adafactor` (`factored`,
-  `min_dim_size_to_factor`, `logical_factor_rules`, `beta1`) so both agree on the layout.
+  The optimizer derives its state's logical axes from the params' (`optim.Adafactor`:
+  `v`/`m` like the param, `v_row`/`v_col` like the param minus the reduced dimension, the step
+  and placeholders replicated), so the layout follows whatever factoring and momentum it was
+  built with. `params` may hold arrays or ShapeDtypeStructs; divisibility is checked.
   """
-  logical = optim.adafactor_state_logical_axes(params, param_logical_axes, **factoring)
-  return logical_to_shardings(logical, mesh, rules)
+  derive = getattr(optimizer, "state_logical_axes", None)
+  if derive is None:
+    raise TypeError(f"optimizer {type(optimizer).__name__} cannot lay out its state: it needs a "
+                    "state_logical_axes(params, param_logical_axes) method (as "
+                    "xmtf.optim.adafactor's Adafactor has)")
+  shardings = logical_to_shardings(derive(params, param_logical_axes), mesh, rules)
+  check_divisible(jax.eval_shape(optimizer.init, params), shardings)
+  return shardings
 
 
 def data_parallel_size(mesh: Mesh) -> int:

@@ -104,25 +104,10 @@ def _sharded_bytes(tree: Any) -> float:
   return total
 
 
-def _resolve(value: Any) -> Any:
-  """A gin binding's value: configurable references called or returned as the train run does."""
-  import gin  # pylint: disable=g-import-not-at-top
-
-  if isinstance(value, gin.config.ConfigurableReference):
-    fn = value.scoped_configurable_fn
-    return fn() if value.evaluate else fn
-  if isinstance(value, gin.config.MacroReference):
-    return _resolve(gin.query_parameter(f"{value.name}/macro.value"))
-  return value
-
-
 def _train_binding(name: str, default: Any = None) -> Any:
-  import gin  # pylint: disable=g-import-not-at-top
+  from xmtf import train  # pylint: disable=g-import-not-at-top  (jax after the fake devices)
 
-  try:
-    return _resolve(gin.query_parameter(f"xmtf.train.train.{name}"))
-  except ValueError:
-    return default
+  return train.train_binding(name, default)
 
 
 def _partitioning_name(mesh_shape: dict[str, int], rules: Sequence[tuple[str, Any]],

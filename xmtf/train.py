@@ -137,13 +137,13 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   # that arrives then stops the run after its first step instead of killing it.
   preemption = _Preemption()
   _write_config(model_dir)
-  mesh = (mesh_fn or partitioning.create_mesh)()
-  rules = logical_axis_rules or partitioning.standard_logical_axis_rules()
+  trainer = build_trainer(model_config, optimizer, mesh_fn=mesh_fn,
+                          logical_axis_rules=logical_axis_rules,
+                          num_microbatches=num_microbatches,
+                          loss_normalizing_factor=loss_normalizing_factor,
+                          learning_rate_fn=learning_rate_fn)
+  mesh, rules = trainer.mesh, trainer.rules
   layout = partitioning.get_data_layout(mesh, train_dataset_cfg.batch_size)
-  trainer = trainer_lib.Trainer(model_config, optimizer, mesh, rules,
-                                loss_normalizing_factor=loss_normalizing_factor,
-                                num_microbatches=num_microbatches,
-                                learning_rate_fn=learning_rate_fn)
   checkpointer = checkpoints.TrainCheckpointer(model_dir, keep=keep_checkpoints,
                                                async_save=async_checkpointing)
   state, position = _restore_or_init(trainer, checkpointer, model_config,
@@ -231,6 +231,49 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
       evaluator.close()
     preemption.close()  # last: a SIGTERM during the final write must not cut it
   return last
+
+
+def build_trainer(model_config: Any, optimizer: Any, *, mesh_fn: Callable | None = None,
+                  logical_axis_rules: Any = None, num_microbatches: int = 1,
+                  loss_normalizing_factor: Any = None, learning_rate_fn: Callable | None = None,
+                  devices: Any = None):
+  """The `trainer.Trainer` that `train` runs with these arguments (mesh and rules defaulted)."""
+  from xmtf import partitioning  # pylint: disable=g-import-not-at-top
+  from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+
+  mesh_fn = mesh_fn or partitioning.create_mesh
+  mesh = mesh_fn() if devices is None else mesh_fn(devices=devices)
+  rules = logical_axis_rules or partitioning.standard_logical_axis_rules()
+  return trainer_lib.Trainer(model_config, optimizer, mesh, rules,
+                             loss_normalizing_factor=loss_normalizing_factor,
+                             num_microbatches=num_microbatches,
+                             learning_rate_fn=learning_rate_fn)
+
+
+def train_binding(name: str, default: Any = None) -> Any:
+  """The value gin gives `train`'s argument `name` (references called as gin calls them)."""
+  try:
+    return _resolve(gin.query_parameter(f"xmtf.train.train.{name}"))
+  except ValueError:
+    return default
+
+
+def _resolve(value: Any) -> Any:
+  if isinstance(value, gin.config.ConfigurableReference):
+    fn = value.scoped_configurable_fn
+    return fn() if value.evaluate else fn
+  if isinstance(value, gin.config.MacroReference):
+    return _resolve(gin.query_parameter(f"{value.name}/macro.value"))
+  return value
+
+
+def trainer_from_gin(devices: Any = None):
+  """The trainer `train` builds from the parsed gin config, without data or checkpoints."""
+  names = ("model_config", "optimizer", "mesh_fn", "logical_axis_rules", "num_microbatches",
+           "loss_normalizing_factor", "learning_rate_fn")
+  unbound = object()
+  bound = {name: train_binding(name, unbound) for name in names}
+  return build_trainer(**{k: v for k, v in bound.items() if v is not unbound}, devices=devices)
 
 
 def _on_nonfinite(policy: str, step: int, data: str, count: int) -> None:

@@ -52,15 +52,18 @@ def _all_finite(tree: PyTree) -> jax.Array:
 
 
 class Trainer:
-  """Builds the state and the jitted step for one model, optimizer, mesh and rule set."""
+  """Builds the state and the jitted step for one model, optimizer, mesh and rule set.
 
-  def __init__(self, config: model_lib.T5Config, optimizer: optax.GradientTransformation,
+  The optimizer lays out its own state (`state_logical_axes`, as `optim.Adafactor`), so the
+  state's shardings follow the settings it was built with.
+  """
+
+  def __init__(self, config: model_lib.T5Config, optimizer: optim.Adafactor,
                mesh: Mesh, rules: partitioning.LogicalRules, *,
                loss_fn: Callable[..., tuple[jax.Array, dict]] = losses.compute_loss,
                loss_normalizing_factor: losses.FactorSpec = None,
                num_microbatches: int = 1,
-               learning_rate_fn: Callable[[jax.Array], jax.Array] | None = None,
-               optimizer_factoring: Mapping[str, Any] | None = None):
+               learning_rate_fn: Callable[[jax.Array], jax.Array] | None = None):
     if num_microbatches < 1:
       raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
     self.config = config
@@ -72,7 +75,6 @@ class Trainer:
     self.loss_normalizing_factor = loss_normalizing_factor
     self.num_microbatches = num_microbatches
     self.learning_rate_fn = learning_rate_fn
-    self._factoring = dict(optimizer_factoring or {})
     self.param_axes = model_lib.param_logical_axes(config)
     self._step_fn = None
 
@@ -92,8 +94,8 @@ class Trainer:
     abstract = self.abstract_state
     params = partitioning.param_shardings(self.param_axes, self.mesh, self.rules,
                                           params=abstract.params)
-    opt_state = partitioning.adafactor_state_shardings(
-        abstract.params, self.param_axes, self.mesh, self.rules, **self._factoring)
+    opt_state = partitioning.optimizer_state_shardings(
+        self.optimizer, abstract.params, self.param_axes, self.mesh, self.rules)
     return TrainState(step=NamedSharding(self.mesh, PartitionSpec()), params=params,
                       opt_state=opt_state)
 
