@@ -151,6 +151,7 @@ def _config(emb_dim: int) -> model_lib.T5Config:
                             dtype="float32")
 
 
+@pytest.mark.slow
 def test_checkpoint_shapes_that_do_not_match_the_model(tmp_path):
   params = model_lib.init_params(_config(16), jax.random.PRNGKey(0))
   # As INITIAL_CHECKPOINT_PATH (xmtf, T5X and HF checkpoints share the check).

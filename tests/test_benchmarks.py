@@ -49,6 +49,7 @@ def test_goals_compare_values_with_the_issue_thresholds():
   assert "greedy_tokens_per_s_vs_hf" not in goals  # decoding not measured: no verdict
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_json_and_markdown_with_every_part(tmp_path):
   results = run.main(["--config", "tiny", "--steps", "2", "--warmup", "1", "--decode_rounds",
                       "1", "--pipeline_rounds", "1", "--threads", "1", "--out", str(tmp_path)])

@@ -75,6 +75,7 @@ def test_worker_settings_travel_with_the_transform(monkeypatch):
   assert os.environ["XP3_SKIP_INVALID"] == "true"
 
 
+@pytest.mark.slow
 def test_direct_runner_caches_a_bundled_task(tmp_path):
   if not any(importlib.util.find_spec(m) for m in ("google_crc32c", "crcmod", "snappy")):
     pytest.skip("apache-beam's TFRecord writer needs google-crc32c, crcmod or python-snappy")

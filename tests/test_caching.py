@@ -26,6 +26,7 @@ def _examples(ds) -> list[tuple]:
   return sorted(rows)
 
 
+@pytest.mark.slow
 def test_cache_tasks_main_round_trip(tmp_path):
   if not any(importlib.util.find_spec(m) for m in CRC_MODULES):
     pytest.skip("apache-beam's TFRecord writer needs google-crc32c, crcmod or python-snappy "

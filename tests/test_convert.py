@@ -77,6 +77,7 @@ def vocab_path(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow
 def test_t5x_fixture_to_xmtf_to_hf_same_logits(t5x_fixtures, tmp_path, vocab_path):
   source = t5x_fixtures / "test_t5_tiny.checkpoint_0"
   assert _run(["--from", "t5x", "--to", "xmtf", "--input", source, "--output", tmp_path / "xmtf",
@@ -134,6 +135,7 @@ def _tiny_random_mt5(directory, weights="safetensors"):
   return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", ["safetensors", "pytorch_model.bin"])
 def test_hf_to_xmtf_to_hf_round_trip(tmp_path, weights):
   original = _tiny_random_mt5(str(tmp_path / "hf_in"), weights)
@@ -187,6 +189,7 @@ def test_model_gin_config(t5x_fixtures, tmp_path):
   assert checkpoints.load_params(str(tmp_path / "out"))[1] == TINY_T5X
 
 
+@pytest.mark.slow
 def test_help_explains_every_path():
   result = subprocess.run([sys.executable, "-m", "xmtf.convert", "--help"], capture_output=True,
                           text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
@@ -286,6 +289,7 @@ def test_t5x_to_hf_streams_one_parameter_at_a_time(tmp_path):
       np.testing.assert_array_equal(_nested(params, name), array)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tied", [False, True])
 def test_hf_t5_class_untied_and_tied(tmp_path, tied):
   """T5ForConditionalGeneration: T5.1.1 (unscaled, untied config) and tied/scaled logits."""

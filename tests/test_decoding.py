@@ -262,6 +262,7 @@ def _pad(tokens: np.ndarray, length: int) -> np.ndarray:
   return np.pad(tokens, [(0, 0)] * (tokens.ndim - 1) + [(0, length - tokens.shape[-1])])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_greedy_identical_to_hf_generate(seed):
   hf_model = _hf_mt5(seed)
@@ -298,6 +299,7 @@ def _beams_both(seed, beams, steps=24):
   return fns, params, enc, ours[:, 0], scores[:, 0], their_tokens, theirs.sequences_scores.numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beams", [2, 3, 4])
 def test_beam_search_matches_hf_generate(beams):
   """Over several random models, every row whose HF answer ends with EOS (where the two rules

@@ -71,6 +71,7 @@ def test_evaluator_metrics_follow_scores(model_dir, mixture, tmp_path):
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
 
 
+@pytest.mark.slow
 def test_eval_cli_writes_table_csv_json_and_plots(model_dir, mixture, tmp_path):
   out = tmp_path / "eval"
   eval_lib.main([
@@ -102,6 +103,7 @@ def test_list_checkpoints(model_dir):
     eval_lib.list_checkpoints(os.path.join(model_dir, "nothing"), all_checkpoints=False)
 
 
+@pytest.mark.slow
 def test_infer_jsonl_predict_and_score(model_dir, tmp_path):
   from xmtf import infer
 
@@ -127,6 +129,7 @@ def test_infer_jsonl_predict_and_score(model_dir, tmp_path):
     infer.read_jsonl_prompts(str(bad))
 
 
+@pytest.mark.slow
 def test_infer_task_scores(model_dir, tmp_path):
   from xmtf import infer
 
@@ -137,6 +140,7 @@ def test_infer_task_scores(model_dir, tmp_path):
   assert n == len(rows) > 0 and all("inputs" in r and r["score"] < 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_generate_prints_a_line_per_prompt(model_dir, capsys):
   from xmtf import generate
 

@@ -88,6 +88,7 @@ def test_tasks_without_counts_are_weighed_by_bytes():
   assert rates == pytest.approx({t.name: t.num_bytes / total for t in info})
 
 
+@pytest.mark.slow
 def test_sampled_language_frequencies_match_the_rates():
   """Draws from the registered `xp3` mixture and counts languages of the drawn examples."""
   language_of = {}

@@ -190,6 +190,7 @@ def test_position_bias_gradient_equals_autodiff_of_the_expanded_bias(per_example
   assert np.abs(np.asarray(grads[1])).max() > 0.1
 
 
+@pytest.mark.slow
 def test_remat_gives_same_loss_and_gradients():
   enc, dec_in, tgt = _batch()
   config = dataclasses.replace(CONFIG, dropout_rate=0.1, num_encoder_layers=1,

@@ -142,6 +142,7 @@ def _greedy(config, params, enc, steps: int) -> np.ndarray:
   return np.stack(out, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_greedy_decode_matches_hf_generate(name):
   hf_model, config, params, enc_len, _ = _ours(name)

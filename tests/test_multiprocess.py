@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "multiprocess_worker.py"
@@ -39,6 +40,7 @@ def _finish(process: subprocess.Popen, name: str) -> None:
   assert process.returncode == 0, f"{name} failed:\n{output[-3000:]}"
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_four_devices(tmp_path):
   coordinator = f"localhost:{_free_port()}"
   multi = [_start(2, f"--out={tmp_path / 'multi'}", f"--model_dir={tmp_path / 'multi_ckpt'}",

@@ -38,6 +38,7 @@ def test_plan_reports_memory_flops_and_verdict(one_d):
   assert "DOES NOT FIT" in plan_lib.format_plan(plan, hbm_gib=plan.peak_bytes / 2 ** 30 / 2)
 
 
+@pytest.mark.slow
 def test_two_dimensional_partitioning_shards_parameters_over_data(one_d):
   two_d, text = _plan("--gin.PARAMETER_PARTITIONING_DIMS=2")
   assert "2-D (embed over 'data'" in text

@@ -105,6 +105,7 @@ def _params(path):
   return jax.tree_util.tree_flatten_with_path(params)[0]
 
 
+@pytest.mark.slow
 def test_preemption_and_kills_resume_exactly(env, tmp_path):
   """SIGTERM: checkpoint at the stop step, exit 0. SIGKILL twice at random steps. The
   restarted runs log the uninterrupted run's losses at every step, bit for bit, and end with
@@ -154,6 +155,7 @@ def _all_finite(path) -> bool:
   return all(np.all(np.isfinite(np.asarray(leaf))) for _, leaf in _params(path))
 
 
+@pytest.mark.slow
 def test_nonfinite_stop_reports_and_skip_counts(env, tmp_path):
   """A learning rate of 1e30 makes step 2 non-finite: 'stop' names the step and the mixture and
   exits non-zero; 'skip' drops the updates, counts them and finishes. No checkpoint holds NaN."""

@@ -52,6 +52,7 @@ def _cwd_and_gin(monkeypatch):
     gin.clear_config()
 
 
+@pytest.mark.slow
 def test_train_checkpoint_evaluate_resume(tmp_path):
   model_dir = str(tmp_path / "run")
   train.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=6", "--gin.EVAL_PERIOD=6"))
@@ -111,6 +112,7 @@ def _opt_state_for(params):
   return optim.adafactor(1e-3).init(params)
 
 
+@pytest.mark.slow
 def test_initial_checkpoint_xmtf_and_hugging_face(tmp_path):
   params = jax.device_get(model_lib.init_params(TINY, jax.random.PRNGKey(42)))
   opt_state = jax.device_get(_opt_state_for(params))

@@ -62,6 +62,7 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parameter_partitioning_dims", [1, 2])
 def test_sharded_step_equals_one_device(parameter_partitioning_dims):
   rules = partitioning.standard_logical_axis_rules(
@@ -90,6 +91,7 @@ def test_sharded_step_equals_one_device(parameter_partitioning_dims):
                          params["decoder"]["logits_dense"]["kernel"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalization", ["AVERAGE_PER_SEQUENCE", "NUM_REAL_TARGET_TOKENS"])
 def test_microbatches_equal_full_batch(normalization):
   mesh = partitioning.create_mesh(mesh_shape=(2, 2))
@@ -161,6 +163,7 @@ def reversal_batch(rng, batch_size, length):
           "decoder_loss_weights": np.ones(targets.shape, np.float32)}
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_to_reverse():
   """Teacher-forced argmax exact match over whole sequences. When every position's argmax is
   right given the right prefix, greedy decoding produces that same sequence (by induction over
