@@ -105,14 +105,16 @@ def _sharded_bytes(tree: Any) -> float:
 
 
 def _resolve(value: Any) -> Any:
-  """A gin binding's value: configurable references called or returned as the train run does."""
+  """A gin binding's value: configurable references called or returned as the train run does.
+
+  A macro (`%NAME`) is a reference to `gin.macro` that evaluates to the macro's value (gin 0.5.0
+  has no separate macro-reference class).
+  """
   import gin  # pylint: disable=g-import-not-at-top
 
   if isinstance(value, gin.config.ConfigurableReference):
     fn = value.scoped_configurable_fn
     return fn() if value.evaluate else fn
-  if isinstance(value, gin.config.MacroReference):
-    return _resolve(gin.query_parameter(f"{value.name}/macro.value"))
   return value
 
 
