@@ -22,13 +22,52 @@ pytestmark = [
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
+  return _run_python("-m", module, *args)
+
+
+def _run_python(*args: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
              TF_CPP_MIN_LOG_LEVEL="2")
   env.pop("XLA_FLAGS", None)  # one CPU device, as a user's machine (conftest fakes four)
-  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+  proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600, check=False)
-  assert proc.returncode == 0, f"{module} failed:\n{proc.stderr[-6000:]}"
+  assert proc.returncode == 0, f"python {args[:2]} failed:\n{proc.stderr[-6000:]}"
   return proc
+
+
+# Parses like `python -m t5x.train` (T5X's flag rewriting and parse_gin_flags, T5X's search
+# paths) and reports which collections' tasks registered and from which root.
+_PARSE_LIKE_T5X = """
+import json, os, sys
+import t5x, t5x.train
+from t5x import gin_utils
+sys.modules["__main__"] = t5x.train
+args = gin_utils.rewrite_gin_args(sys.argv[1:])
+files = [a.split("=", 1)[1] for a in args if a.startswith("--gin_file=")]
+bindings = [a.split("=", 1)[1] for a in args if a.startswith("--gin_bindings=")]
+gin_utils.parse_gin_flags(["."] + [os.path.dirname(os.path.dirname(t5x.__file__))], files,
+                          bindings)
+from xp3_tasks import metadata
+import seqio
+print("REGISTERED=" + json.dumps({
+    c: sorted({os.path.dirname(os.path.dirname(f.path))
+               for t in metadata.query(collection=c, kind=None) for f in t.files})
+    for c in ("xp3", "xp3mt", "xp3x")} | {"mixture_xp3": "xp3" in seqio.MixtureRegistry.names()}))
+"""
+
+
+def test_xp3_macros_on_the_command_line_reach_the_tasks_under_t5x(tmp_path):
+  """gin/t5x/mt0_small.gin under T5X's parser (dynamic registration): the XP3_* given as
+  --gin.XP3_*=... before --gin_bindings='import mixtures' decide which tasks register."""
+  root = os.path.join(REPO, "xp3_tasks", "data", "xp3")
+  proc = _run_python(
+      "-c", _PARSE_LIKE_T5X, "--gin_file=gin/t5x/mt0_small.gin",
+      f"--gin.MODEL_DIR='{tmp_path}'", f"--gin.XP3_DATA_ROOT='{root}'",
+      "--gin.XP3MT_DATA_ROOT='none'", "--gin.XP3X_DATA_ROOT='none'",
+      "--gin_bindings=import mixtures")
+  line = [l for l in proc.stdout.splitlines() if l.startswith("REGISTERED=")][-1]
+  registered = json.loads(line[len("REGISTERED="):])
+  assert registered == {"xp3": [root], "xp3mt": [], "xp3x": [], "mixture_xp3": True}
 
 
 def test_t5x_trains_and_evaluates_the_tiny_recipe(tmp_path):
