@@ -9,9 +9,9 @@ macros need no imported configurable, so a T5X-style command can set them at par
 Each setting is looked up as: gin macro, then environment variable of the same name, then the
 default. The macros are read when the package is imported, so in a gin file (ours or T5X's, with
 or without `from __gin__ import dynamic_registration`) they must be bound *before* the line that
-imports `mixtures` or `xp3_tasks`; from the command line, bind them before `--gin_bindings='import
-mixtures'`, or let the run import it late (`MIXTURE_OR_TASK_MODULE = 'mixtures'`). Settings (all
-strings):
+imports `mixtures` or `xp3_tasks`. xmtf's entry points import `MIXTURE_OR_TASK_MODULE` after
+every file and binding; T5X refuses to (the module has configurables), so a T5X command line ends
+with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (all strings):
 
   XP3_DATA_ROOT     xP3 copy (<root>/<lang>/xp3_*.jsonl); default: the bundled sample.
   XP3MT_DATA_ROOT   xP3mt copy; default: the bundled sample.
