@@ -51,3 +51,24 @@ def test_two_dimensional_partitioning_shards_parameters_over_data(one_d):
 def test_too_few_devices_is_explained():
   with pytest.raises(ValueError, match="--num_devices=8"):
     plan_lib.main(["--gin_file=gin/mt0_tiny.gin", "--num_devices=8"])
+
+
+def test_train_bindings_resolve_literals_macros_and_references():
+  """The plan reads `xmtf.train.train`'s bindings as the run would: literal, macro, reference."""
+  import gin  # pylint: disable=g-import-not-at-top
+  from xmtf import train  # pylint: disable=g-import-not-at-top,unused-import
+  with gin.unlock_config():
+    gin.clear_config()
+    gin.parse_config("import xmtf.partitioning\n"
+                     "MICRO = 4\n"
+                     "xmtf.train.train.num_microbatches = %MICRO\n"
+                     "xmtf.train.train.loss_normalizing_factor = 'AVERAGE_PER_SEQUENCE'\n"
+                     "xmtf.train.train.mesh_fn = @create_mesh\n")
+  try:
+    assert plan_lib._train_binding("num_microbatches") == 4
+    assert plan_lib._train_binding("loss_normalizing_factor") == "AVERAGE_PER_SEQUENCE"
+    assert plan_lib._train_binding("mesh_fn").__name__ == "create_mesh"
+    assert plan_lib._train_binding("random_seed", "unbound") == "unbound"
+  finally:
+    with gin.unlock_config():
+      gin.clear_config()

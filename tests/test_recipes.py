@@ -1,5 +1,12 @@
 """The mT0 recipe files parse and carry the published recipe (RECIPE.md section 2)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
 import gin
+import gin_values  # pylint: disable=wrong-import-order  (tests/gin_values.py)
 import pytest
 
 from xmtf import data
@@ -9,11 +16,13 @@ from xmtf import model as model_lib
 from xmtf import optim
 from xmtf import partitioning
 from xmtf import train  # pylint: disable=unused-import  (registers train)
+from xp3_tasks import vocab
 
 SIZES = ("small", "base", "large", "xl", "xxl")
 STEPS = {"small": 1_025_000, "base": 1_025_000, "large": 1_025_000, "xl": 1_025_000,
          "xxl": 1_030_000}
 MT5_VOCAB = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _parse(size: str) -> None:
@@ -87,3 +96,79 @@ def test_partitioning_block():
   assert parts["small"] == parts["base"] == (1, 1)
   assert parts["xxl"][1] == 2
   assert parts["xxl"][0] >= parts["xl"][0] >= parts["large"][0] >= 1
+
+
+# ---------------------------------------------------------------- the same recipe under T5X
+# What T5X's train.py is configured with by gin/t5x/mt0_<size>.gin, against what xmtf.train is
+# by gin/mt0_<size>.gin: (T5X selector, xmtf selector) per setting. Macros as `%NAME`.
+_T5CONFIG_FIELDS = ("vocab_size", "dtype", "emb_dim", "num_heads", "head_dim",
+                    "num_encoder_layers", "num_decoder_layers", "mlp_dim", "mlp_activations",
+                    "dropout_rate", "logits_via_embedding")
+SAME_SETTINGS = {
+    **{f"dataset.{k}": (f"train/utils.DatasetConfig.{k}", f"train/DatasetConfig.{k}")
+       for k in ("mixture_or_task_name", "task_feature_lengths", "batch_size", "pack")},
+    **{f"model.{k}": (f"network.T5Config.{k}", f"T5Config.{k}") for k in _T5CONFIG_FIELDS},
+    "eval_mixture": ("infer_eval/utils.DatasetConfig.mixture_or_task_name",
+                     "Evaluator.mixture_or_task_name"),
+    "z_loss": ("models.EncoderDecoderModel.z_loss", "compute_loss.z_loss"),
+    "label_smoothing": ("models.EncoderDecoderModel.label_smoothing",
+                        "compute_loss.label_smoothing"),
+    "loss_normalizing_factor": ("models.EncoderDecoderModel.loss_normalizing_factor",
+                                "xmtf.train.train.loss_normalizing_factor"),
+    "adafactor.decay_rate": ("adafactor.Adafactor.decay_rate", "adafactor.decay_rate"),
+    "adafactor.step_offset": ("adafactor.Adafactor.step_offset", "adafactor.step_offset"),
+    "lr.factors": ("utils.create_learning_rate_scheduler.factors",
+                   "create_learning_rate_schedule.factors"),
+    "lr.base": ("utils.create_learning_rate_scheduler.base_learning_rate",
+                "create_learning_rate_schedule.base_learning_rate"),
+    "train_steps": ("train_script.train.total_steps", "xmtf.train.train.train_steps"),
+    "initial_checkpoint": ("utils.RestoreCheckpointConfig.path",
+                           "xmtf.train.train.initial_checkpoint_path"),
+    "checkpoint_period": ("utils.SaveCheckpointConfig.period",
+                          "xmtf.train.train.checkpoint_period"),
+    "keep_checkpoints": ("utils.SaveCheckpointConfig.keep", "xmtf.train.train.keep_checkpoints"),
+    "eval_period": ("train_script.train.eval_period", "xmtf.train.train.eval_period"),
+    "log_period": ("train_script.train.stats_period", "xmtf.train.train.log_period"),
+    "num_microbatches": ("trainer.Trainer.num_microbatches",
+                         "xmtf.train.train.num_microbatches"),
+    "num_partitions": ("partitioning.PjitPartitioner.num_partitions",
+                       "create_mesh.num_partitions"),
+    **{k: (f"partitioning.standard_logical_axis_rules.{k}", f"standard_logical_axis_rules.{k}")
+       for k in ("activation_partitioning_dims", "parameter_partitioning_dims")},
+    "vocabulary": ("seqio.SentencePieceVocabulary.sentencepiece_model_file", "%XP3_VOCAB_PATH"),
+    "data_root": ("%XP3_DATA_ROOT", "%XP3_DATA_ROOT"),
+    "eval_data_root": ("%XP3_EVAL_DATA_ROOT", "%XP3_EVAL_DATA_ROOT"),
+}
+# Where the two must differ: T5X requires the evaluation period to be a multiple of the
+# checkpoint period (gin/t5x/mt0_tiny.gin).
+T5X_ONLY = {"tiny": {"eval_period": 300}}
+
+
+@pytest.fixture(scope="module")
+def t5x_values() -> dict:
+  if importlib.util.find_spec("t5x") is None:
+    pytest.skip("T5X is not installed (bash ../shared/t5x-ref/install.sh)")
+  selectors = {name: t5x for name, (t5x, _) in SAME_SETTINGS.items()}
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tests", "gin_values.py"),
+       json.dumps({size: selectors for size in ("tiny", *SIZES)})],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  line = [l for l in proc.stdout.splitlines() if l.startswith(gin_values.PREFIX)][-1]
+  return json.loads(line[len(gin_values.PREFIX):])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ("tiny", *SIZES))
+def test_t5x_recipe_equals_ours(size, t5x_values):
+  """gin/t5x/mt0_<size>.gin gives T5X every number gin/mt0_<size>.gin gives xmtf."""
+  _parse(size)
+  ours = {name: gin_values.query(selector) for name, (_, selector) in SAME_SETTINGS.items()}
+  if size == "tiny":  # ours leaves the bundled vocabulary to xp3_tasks' default
+    assert ours["vocabulary"] is None
+    ours["vocabulary"] = os.path.relpath(vocab.SAMPLE_VOCAB_PATH, REPO)
+  ours.update(T5X_ONLY.get(size, {}))
+  ours = json.loads(json.dumps(ours))  # tuples as T5X's side came back: lists
+  assert t5x_values[size] == ours
+  assert ours["dataset.batch_size"] == (16 if size == "tiny" else 512)  # not all unbound

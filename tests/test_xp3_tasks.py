@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import gin
 import pytest
@@ -252,6 +253,36 @@ def test_settings_from_gin_macros_and_environment(monkeypatch):
   assert settings.roots["xp3mt"] is None and settings.manifests["xp3mt"] is None
   assert settings.vocab_path == vocab.MT5_VOCAB_PATH
   assert settings.skip_invalid
+
+
+@pytest.mark.parametrize("header", ["", "from __gin__ import dynamic_registration\n"],
+                         ids=["classic", "dynamic_registration"])
+def test_settings_read_at_import_inside_gin_files(header, tmp_path, monkeypatch):
+  """A module imported by a gin file (as T5X files import `mixtures`) sees the macros bound
+  above the import, under both registration modes; unbound ones fall back to the environment."""
+  (tmp_path / "settings_probe.py").write_text(
+      "from xp3_tasks import config\nSETTINGS = config.resolve()\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.delitem(sys.modules, "settings_probe", raising=False)
+  monkeypatch.setenv("XP3_SKIP_INVALID", "true")
+  monkeypatch.setenv("XP3_SHUFFLE_BUFFER_SIZE", "9")
+  with gin.unlock_config():
+    gin.parse_config(header + "ROOT = 'gs://bucket/xP3'\n"
+                     "XP3_DATA_ROOT = %ROOT\n"
+                     "XP3MT_DATA_ROOT = 'none'\n"
+                     "XP3_SHUFFLE_BUFFER_SIZE = '7'\n"
+                     "import settings_probe\n")
+  try:
+    settings = sys.modules["settings_probe"].SETTINGS
+  finally:
+    gin.clear_config()
+    sys.modules.pop("settings_probe", None)
+  assert settings.roots["xp3"] == "gs://bucket/xP3"
+  assert settings.roots["xp3mt"] is None
+  assert settings.roots["xp3x"] == config.SAMPLE_ROOTS["xp3x"]
+  assert settings.shuffle_buffer_size == 7      # the macro wins over the environment
+  assert settings.skip_invalid                  # unbound macro: the environment
+  assert settings.vocab_path == vocab.MT5_VOCAB_PATH
 
 
 def test_vocabularies():

@@ -259,11 +259,11 @@ def train_binding(name: str, default: Any = None) -> Any:
 
 
 def _resolve(value: Any) -> Any:
+  """A macro (`%NAME`) is a reference to `gin.macro`, evaluated like any configurable reference
+  (gin 0.5.0 has no separate macro-reference class)."""
   if isinstance(value, gin.config.ConfigurableReference):
     fn = value.scoped_configurable_fn
     return fn() if value.evaluate else fn
-  if isinstance(value, gin.config.MacroReference):
-    return _resolve(gin.query_parameter(f"{value.name}/macro.value"))
   return value
 
 

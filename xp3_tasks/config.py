@@ -7,7 +7,11 @@ macros need no imported configurable, so a T5X-style command can set them at par
   --gin.XP3_DATA_ROOT="'gs://bucket/xP3'"  --gin.XP3_VOCAB_PATH="'gs://.../sentencepiece.model'"
 
 Each setting is looked up as: gin macro, then environment variable of the same name, then the
-default. Settings (all strings):
+default. The macros are read when the package is imported, so in a gin file (ours or T5X's, with
+or without `from __gin__ import dynamic_registration`) they must be bound *before* the line that
+imports `mixtures` or `xp3_tasks`. xmtf's entry points import `MIXTURE_OR_TASK_MODULE` after
+every file and binding; T5X refuses to (the module has configurables), so a T5X command line ends
+with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (all strings):
 
   XP3_DATA_ROOT     xP3 copy (<root>/<lang>/xp3_*.jsonl); default: the bundled sample.
   XP3MT_DATA_ROOT   xP3mt copy; default: the bundled sample.
@@ -41,11 +45,28 @@ COLLECTIONS = tuple(SAMPLE_ROOTS)
 DEFAULT_SHUFFLE_BUFFER_SIZE = 1000
 
 
+def _macro(name: str) -> object:
+  """The value of gin macro `name`; KeyError when unbound.
+
+  Queried as `NAME/gin.macro.value`, which works under both registration modes: while a file
+  with `from __gin__ import dynamic_registration` is being parsed, `%NAME` raises NameError
+  even for a bound macro (gin 0.5.0), and an unbound one raises ValueError (classic) or
+  NameError (dynamic). A macro bound to another macro (`A = %B`) is followed.
+  """
+  try:
+    value = gin.query_parameter(f"{name}/gin.macro.value")
+  except (ValueError, NameError, KeyError) as e:
+    raise KeyError(name) from e
+  while isinstance(value, gin.config.ConfigurableReference) and value.selector == "gin.macro":
+    value = value.scoped_configurable_fn()
+  return value
+
+
 def setting(name: str, default: str | None = None) -> str | None:
   """Gin macro `name` if bound, else environment variable `name`, else `default`."""
   try:
-    value = gin.query_parameter(f"%{name}")
-  except ValueError:
+    value = _macro(name)
+  except KeyError:
     value = os.environ.get(name, default)
   if value is not None and not isinstance(value, str):
     raise TypeError(f"setting {name} must be a string, got {value!r}")
