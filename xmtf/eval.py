@@ -41,7 +41,8 @@ def list_checkpoints(path: str, all_checkpoints: bool) -> list[tuple[int, str]]:
   root = epath.Path(path)
   if all_checkpoints and root.is_dir():
     found = sorted((int(match.group(1)), os.fspath(child)) for child in root.iterdir()
-                   if (match := _STEP.match(child.name)) and checkpoints.is_checkpoint(child))
+                   if (match := _STEP.match(child.name))
+                   and checkpoints.is_checkpoint(os.fspath(child)))
     if found:
       return found
   latest = checkpoints.resolve_checkpoint(path)  # raises naming CHECKPOINT_PATH's layouts

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ class ConfigInferenceError(ValueError):
 def detect_format(path: str) -> str | None:
   """'legacy', 'orbax', or None when `path` is not a T5X checkpoint (checkpoint_<step> dir, its
   msgpack file or its orbax state/ item)."""
+  path = os.fspath(path)
   if path.startswith("gs://") and not t5x_orbax.is_orbax_checkpoint(path):
     return LEGACY  # a missing object is reported when the legacy reader opens it
   location = epath.Path(path)
