@@ -191,7 +191,7 @@ def test_model_gin_config(t5x_fixtures, tmp_path):
 def test_help_explains_every_path():
   result = subprocess.run([sys.executable, "-m", "xmtf.convert", "--help"], capture_output=True,
                           text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
-  for text in ("--from {t5x,hf,xmtf}", "--to {xmtf,hf}", "gs://", "TensorStore", "msgpack",
+  for text in ("--from {t5x,hf,xmtf}", "--to {xmtf,hf,t5x}", "gs://", "TensorStore", "msgpack",
                "model.safetensors", "pytorch_model.bin", "spiece.model", "checkpoint_<step>",
                "--model_gin", "--num_heads", "--include_optimizer_state", "--vocab", "--step",
                "--config", "orbax"):

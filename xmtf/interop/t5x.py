@@ -39,9 +39,8 @@ def detect_format(path: str) -> str | None:
   if path.startswith("gs://") and not t5x_orbax.is_orbax_checkpoint(path):
     return LEGACY  # a missing object is reported when the legacy reader opens it
   location = epath.Path(path)
-  if (location / t5x_checkpoint.CHECKPOINT_FILENAME).is_file() or (
-      location.name == t5x_checkpoint.CHECKPOINT_FILENAME and location.is_file()):
-    return LEGACY
+  if location.is_file() or (location / t5x_checkpoint.CHECKPOINT_FILENAME).is_file():
+    return LEGACY  # the msgpack file (any name) or its directory; its reader checks the content
   if t5x_orbax.is_orbax_checkpoint(path):
     return ORBAX
   return None
