@@ -21,6 +21,7 @@ from xmtf import checkpoints  # noqa: E402
 from xmtf import convert  # noqa: E402
 from xmtf.interop import hf  # noqa: E402
 from xmtf.interop import hf_directory  # noqa: E402
+from xmtf.interop import t5x  # noqa: E402
 from xmtf.interop import t5x_checkpoint  # noqa: E402
 from xmtf.model import T5Config, Transformer  # noqa: E402
 
@@ -193,7 +194,7 @@ def test_model_gin_config(t5x_fixtures, tmp_path):
 def test_help_explains_every_path():
   result = subprocess.run([sys.executable, "-m", "xmtf.convert", "--help"], capture_output=True,
                           text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
-  for text in ("--from {t5x,hf,xmtf}", "--to {xmtf,hf}", "gs://", "TensorStore", "msgpack",
+  for text in ("--from {t5x,hf,xmtf}", "--to {xmtf,hf,t5x}", "gs://", "TensorStore", "msgpack",
                "model.safetensors", "pytorch_model.bin", "spiece.model", "checkpoint_<step>",
                "--model_gin", "--num_heads", "--include_optimizer_state", "--vocab", "--step",
                "--config", "orbax"):
@@ -231,9 +232,9 @@ def test_errors(t5x_fixtures, tmp_path, capsys):
   with t5x_checkpoint.T5XCheckpoint(str(source)) as checkpoint:
     shapes = {name: info.shape for name, info in checkpoint.param_infos().items()
               if "relpos_bias" not in name}
-  with pytest.raises(convert.UsageError, match="give --num_heads"):
-    convert.infer_config(shapes)
-  assert convert.infer_config(shapes, num_heads=2).head_dim == 6
+  with pytest.raises(t5x.ConfigInferenceError, match="give num_heads"):
+    t5x.infer_config(shapes)
+  assert t5x.infer_config(shapes, num_heads=2).head_dim == 6
 
   (tmp_path / "hf_no_weights").mkdir()
   (tmp_path / "hf_no_weights" / "config.json").write_text(

@@ -21,12 +21,13 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import linen as nn
 from etils import epath
 
 from xmtf import optim
 from xmtf.interop import hf
 from xmtf.interop import hf_directory
-from xmtf.interop import t5x_checkpoint
+from xmtf.interop import t5x
 from xmtf.model import T5Config
 
 _STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
@@ -65,6 +66,7 @@ def save_params(model_dir: str, step: int, params: Any, model_config: T5Config,
   Adafactor layout `{'step', 'param_states'}` (what `optim.state_from_t5x` reads).
   """
   path = epath.Path(model_dir) / f"checkpoint_{step}"
+  params = nn.unbox(params)  # flax-boxed (nn.Partitioned) leaves would be stored as {'value': ..}
   items = dict(params=ocp.args.StandardSave(params),
                model_config=ocp.args.JsonSave(_config_to_json(model_config)))
   if opt_state is not None:
@@ -87,17 +89,42 @@ def latest_checkpoint(model_dir: str) -> str | None:
   return os.fspath(max(steps)[1]) if steps else None
 
 
-def load_params(path: str) -> tuple[Any, T5Config]:
-  """(params, T5Config) from a `checkpoint_<step>` directory, or the latest one in a model_dir."""
-  checkpoint = epath.Path(path)
-  if not (checkpoint / "params").is_dir():
-    latest = latest_checkpoint(path)
-    if latest is None:
-      raise FileNotFoundError(f"{path}: neither an xmtf checkpoint_<step> directory nor a model "
-                              "directory containing one")
-    checkpoint = epath.Path(latest)
-  if not (checkpoint / "model_config").exists():
-    raise FileNotFoundError(f"{checkpoint}: xmtf checkpoint without a model_config item")
+def is_checkpoint(path: str) -> bool:
+  """Whether `path` is one checkpoint_<step> directory: xmtf's, or T5X's (either layout)."""
+  location = epath.Path(path)
+  return ((location / "params").is_dir() and (location / "model_config").exists()) or (
+      t5x.detect_format(path) is not None)
+
+
+def checkpoint_step(path: str) -> int:
+  """The step a checkpoint_<step> directory names (0 for other names)."""
+  match = _STEP_DIR.match(epath.Path(path).name)
+  return int(match.group(1)) if match else 0
+
+
+def resolve_checkpoint(path: str) -> str:
+  """`path` when it is a checkpoint (xmtf or T5X), else the latest one in the model dir `path`."""
+  if is_checkpoint(path):
+    return path
+  latest = latest_checkpoint(path)
+  if latest is None or not is_checkpoint(latest):
+    raise FileNotFoundError(
+        f"{path}: neither a checkpoint_<step> directory (xmtf: params/ and model_config; T5X: the "
+        "msgpack file 'checkpoint' or the orbax item state/) nor a model directory holding one")
+  return latest
+
+
+def load_params(path: str, config_overrides: dict[str, Any] | None = None
+                ) -> tuple[Any, T5Config]:
+  """(params, T5Config) of a checkpoint_<step> directory, or of the latest one in a model_dir.
+
+  xmtf checkpoints carry their configuration; T5X checkpoints (either layout) get one inferred
+  from their shapes (activations bfloat16 unless `config_overrides` say otherwise, see
+  `xmtf.interop.t5x`). `config_overrides`: T5Config fields replacing the stored/inferred ones.
+  """
+  checkpoint = epath.Path(resolve_checkpoint(path))
+  if t5x.detect_format(os.fspath(checkpoint)) is not None:
+    return t5x.load(os.fspath(checkpoint), config_overrides)
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
   try:
     restored = checkpointer.restore(checkpoint, args=ocp.args.Composite(
@@ -106,11 +133,24 @@ def load_params(path: str) -> tuple[Any, T5Config]:
     raise CheckpointRestoreError(
         f"{checkpoint}: cannot be restored, the checkpoint is damaged ({type(e).__name__}: "
         f"{_first_line(e)}); use an earlier checkpoint_<step>") from e
-  return restored["params"], _config_from_json(restored["model_config"], os.fspath(checkpoint))
+  config = _config_from_json(restored["model_config"], os.fspath(checkpoint))
+  return restored["params"], dataclasses.replace(config, **(config_overrides or {}))
 
 
-def _is_xmtf_checkpoint(path: epath.Path) -> bool:
-  return (path / "params").is_dir() or latest_checkpoint(os.fspath(path)) is not None
+def load_optimizer_state(checkpoint: str) -> dict[str, Any] | None:
+  """The Adafactor state, T5X layout {'step', 'param_states'}, of an xmtf or T5X checkpoint_<step>
+  directory; None when it has none."""
+  if t5x.detect_format(checkpoint) is not None:
+    state = t5x.read_optimizer_state(checkpoint)
+    if not state["param_states"]:
+      return None
+    return {"step": np.asarray(state["step"] or 0, np.int32),
+            "param_states": state["param_states"]}
+  if not (epath.Path(checkpoint) / "opt_state").is_dir():
+    return None
+  restored = ocp.Checkpointer(ocp.CompositeCheckpointHandler()).restore(
+      checkpoint, args=ocp.args.Composite(opt_state=ocp.args.StandardRestore()))
+  return dict(restored["opt_state"])
 
 
 def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -163,31 +203,24 @@ def load_initial_checkpoint(path: str, config: T5Config, reference_opt_state: An
   if (location / "config.json").exists():
     params, _ = hf_directory.read_hf_directory(path)
     step, source = 0, "Hugging Face"
-  elif (location / "checkpoint").exists() or location.name == "checkpoint":
-    params = t5x_checkpoint.read_t5x_params(path)
-    t5x_state = (t5x_checkpoint.read_t5x_optimizer_state(path)
-                 if restore_optimizer_state else None)
-    with t5x_checkpoint.T5XCheckpoint(path) as checkpoint:  # the step, kept either way (T5X)
-      step = int(checkpoint.step or 0)
-    if t5x_state and t5x_state["param_states"]:
-      opt_state = optim.state_from_t5x(t5x_state, reference_opt_state)
-    source = "T5X"
-  elif _is_xmtf_checkpoint(location):
-    checkpoint = location if (location / "params").is_dir() else epath.Path(
-        latest_checkpoint(path))
-    params, _ = load_params(os.fspath(checkpoint))
-    step = int(_STEP_DIR.match(checkpoint.name).group(1)) if _STEP_DIR.match(
-        checkpoint.name) else 0
-    if restore_optimizer_state and (checkpoint / "opt_state").is_dir():
-      restored = ocp.Checkpointer(ocp.CompositeCheckpointHandler()).restore(
-          checkpoint, args=ocp.args.Composite(opt_state=ocp.args.StandardRestore()))
-      opt_state = optim.state_from_t5x(restored["opt_state"], reference_opt_state)
-    source = "xmtf"
+  elif is_checkpoint(path) or latest_checkpoint(path) is not None:
+    checkpoint = resolve_checkpoint(path)
+    t5x_format = t5x.detect_format(checkpoint)
+    if t5x_format is not None:  # T5X keeps the stored step either way
+      params = t5x.read_params(checkpoint)
+      step, source = int(t5x.read_step(checkpoint) or 0), f"T5X ({t5x_format})"
+    else:
+      params, _ = load_params(checkpoint)
+      step, source = checkpoint_step(checkpoint), "xmtf"
+    stored = load_optimizer_state(checkpoint) if restore_optimizer_state else None
+    if stored is not None:
+      opt_state = optim.state_from_t5x(stored, reference_opt_state)
   else:
     raise FileNotFoundError(
         f"INITIAL_CHECKPOINT_PATH={path}: not a checkpoint: expected an xmtf checkpoint_<step> "
-        "directory (or a model directory holding one), a T5X checkpoint directory (with a "
-        "msgpack 'checkpoint' file) or a Hugging Face directory (with config.json)")
+        "directory (or a model directory holding one), a T5X checkpoint_<step> directory (legacy "
+        "msgpack 'checkpoint' file or orbax state/ item) or a Hugging Face directory (with "
+        "config.json)")
   hf.check_param_shapes(_flat_shapes(params), config, where=path)
   return InitialCheckpoint(params=params, step=step, opt_state=opt_state, source=source)
 

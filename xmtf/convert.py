@@ -4,6 +4,7 @@ r"""Converts checkpoints between T5X, Hugging Face and xmtf formats: one command
   python -m xmtf.convert --from t5x  --to hf   --input T5X_CHECKPOINT --output HF_DIR
   python -m xmtf.convert --from hf   --to xmtf --input HF_DIR         --output MODEL_DIR
   python -m xmtf.convert --from xmtf --to hf   --input XMTF_CKPT      --output HF_DIR --vocab SPM
+  python -m xmtf.convert --from xmtf --to t5x  --input XMTF_CKPT      --output T5X_MODEL_DIR
 
 Run with --help for every format, path and option.
 """
@@ -13,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,19 +21,27 @@ from typing import Any
 import numpy as np
 
 from xmtf import checkpoints
+from xmtf import optim
 from xmtf.interop import hf
 from xmtf.interop import hf_directory
+from xmtf.interop import t5x
 from xmtf.interop import t5x_checkpoint
+from xmtf.interop import t5x_orbax
 from xmtf.model import T5Config
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[0]
 _EPILOG = """\
 formats
-  t5x   A T5X checkpoint: the directory checkpoint_<step>/ holding the msgpack file `checkpoint`
-        (or that file itself), with arrays inline or as TensorStore/zarr subdirectories. Local or
-        gs://bucket/... (read with TensorStore's GCS driver: Application Default Credentials,
-        e.g. `gcloud auth application-default login`). T5X itself is not needed. Example:
-        gs://t5-data/pretrained_models/t5x/mt5_xxl/checkpoint_1000000
+  t5x   A T5X checkpoint directory checkpoint_<step>/ in either of T5X's layouts: legacy (the
+        msgpack file `checkpoint`, or that file itself, with arrays inline or as TensorStore/zarr
+        subdirectories; the public mT5 checkpoints, e.g.
+        gs://t5-data/pretrained_models/t5x/mt5_xxl/checkpoint_1000000) or orbax (the item
+        `state/`, an OCDBT tree, as current T5X writes), with or without optimizer state. Local
+        or gs://bucket/... (TensorStore's GCS driver: Application Default Credentials, e.g.
+        `gcloud auth application-default login`). T5X itself is not needed. As --output (from
+        xmtf): the T5X model directory in which checkpoint_<step>/ is written in the orbax layout
+        (params, Adafactor state, step; a fresh Adafactor state when the xmtf checkpoint has
+        none), which T5X's train.py restores as INITIAL_CHECKPOINT_PATH or resumes from.
   hf    A Hugging Face MT5/T5 directory: config.json plus model.safetensors, pytorch_model.bin
         (needs torch) or their sharded *.index.json. Local paths only (download hub models first,
         e.g. `huggingface-cli download google/mt5-small --local-dir DIR`). Written as
@@ -49,7 +57,9 @@ the model configuration (T5X checkpoints carry none; Hugging Face and xmtf ones 
   --model_gin FILE  a gin file binding T5Config (e.g. gin/models/mt5_xxl.gin);
   --config JSON     T5Config fields as a JSON file or inline JSON ('{"dtype": "float32"}'):
                     they override the gin file's, the inferred or the stored configuration;
-  neither           inferred from the T5X shapes: vocab and d_model from the embedding, layers by
+  neither           inferred from the T5X shapes (activations: T5Config's default dtype
+                    'bfloat16', as T5X's mT5 gin files; --config '{"dtype": "float32"}' for
+                    float32 models): vocab and d_model from the embedding, layers by
                     count, d_ff from the MLP kernels, heads and buckets from the relative-position
                     table [heads, buckets], head_dim = joined q/k/v width / heads. Not inferable:
                     relative_attention_max_distance (128 assumed) and the MLP activation (gated
@@ -70,9 +80,11 @@ examples
   python -m xmtf.convert --from xmtf --to hf --input gs://BUCKET/mt0_small/checkpoint_25000 \\
       --output ./mt0-small-hf --vocab gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model
   python -m xmtf.convert --from hf --to xmtf --input ./mt5-small --output ./mt5_small_xmtf
+  python -m xmtf.convert --from xmtf --to t5x --input /tmp/mt0_tiny/checkpoint_300 \\
+      --output /tmp/mt0_tiny_t5x   # then t5x.train with INITIAL_CHECKPOINT_PATH=.../checkpoint_300
 """
 
-_SUPPORTED = {("t5x", "xmtf"), ("t5x", "hf"), ("hf", "xmtf"), ("xmtf", "hf")}
+_SUPPORTED = {("t5x", "xmtf"), ("t5x", "hf"), ("hf", "xmtf"), ("xmtf", "hf"), ("xmtf", "t5x")}
 
 
 class UsageError(ValueError):
@@ -136,57 +148,14 @@ def config_from_gin(path: str) -> T5Config:
   return T5Config(**_config_fields(bindings, path))
 
 
-def _layer_count(names: Sequence[str], stack: str) -> int:
-  indices = {int(m.group(1)) for name in names
-             if (m := re.match(rf"^{stack}/layers_(\d+)/", name))}
-  return max(indices) + 1 if indices else 0
-
-
-def infer_config(shapes: Mapping[str, tuple[int, ...]], num_heads: int | None = None,
-                 where: str = "") -> T5Config:
-  """A T5Config from T5X parameter shapes (see --help, 'the model configuration')."""
-  prefix = f"{where}: " if where else ""
-
-  def shape(name: str) -> tuple[int, ...]:
-    if name not in shapes:
-      raise UsageError(f"{prefix}cannot infer the model configuration: no parameter '{name}' "
-                       "(give --model_gin or --config)")
-    return tuple(shapes[name])
-
-  names = list(shapes)
-  vocab, emb = shape("token_embedder/embedding")
-  joined = shape("encoder/layers_0/attention/query/kernel")[1]
-  gated = "encoder/layers_0/mlp/wi_0/kernel" in shapes
-  mlp_dim = shape("encoder/layers_0/mlp/wo/kernel")[0]
-  fields: dict[str, Any] = {}
-  if "encoder/relpos_bias/rel_embedding" in shapes:
-    table_heads, buckets = shape("encoder/relpos_bias/rel_embedding")
-    if num_heads is not None and num_heads != table_heads:
-      raise UsageError(f"{prefix}--num_heads {num_heads} contradicts the relative-position table "
-                       f"encoder/relpos_bias/rel_embedding of shape {(table_heads, buckets)}")
-    num_heads = table_heads
-    fields["relative_attention_num_buckets"] = buckets
-  elif num_heads is None:
-    raise UsageError(f"{prefix}the number of heads cannot be inferred from joined q/k/v kernels "
-                     f"(width {joined} = heads x head_dim): give --num_heads, --model_gin or "
-                     "--config")
-  if joined % num_heads:
-    raise UsageError(f"{prefix}q/k/v width {joined} is not divisible by {num_heads} heads")
-  return T5Config(
-      vocab_size=vocab, emb_dim=emb, num_heads=num_heads, head_dim=joined // num_heads,
-      num_encoder_layers=_layer_count(names, "encoder"),
-      num_decoder_layers=_layer_count(names, "decoder"), mlp_dim=mlp_dim,
-      mlp_activations=("gelu", "linear") if gated else ("relu",),
-      logits_via_embedding="decoder/logits_dense/kernel" not in shapes, **fields)
-
-
 def _t5x_config(args: argparse.Namespace, shapes: Mapping[str, tuple[int, ...]]) -> T5Config:
   """--model_gin's config, else one inferred from shapes; --config fields override either."""
   overrides = config_overrides_from_json(args.config) if args.config else {}
   if args.model_gin:
     config = config_from_gin(args.model_gin)
   else:
-    config = infer_config(shapes, overrides.get("num_heads", args.num_heads), where=args.input)
+    config = t5x.infer_config(shapes, overrides.get("num_heads", args.num_heads),
+                              where=args.input)
   return dataclasses.replace(config, **overrides)
 
 
@@ -216,31 +185,29 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def t5x_to_xmtf(args: argparse.Namespace) -> str:
-  with t5x_checkpoint.T5XCheckpoint(args.input) as checkpoint:
-    shapes = {name: info.shape for name, info in checkpoint.param_infos().items()}
-    config = _t5x_config(args, shapes)
-    hf.check_param_shapes(shapes, config, where=args.input)
-    step = args.step if args.step is not None else (checkpoint.step or 0)
-    params = t5x_checkpoint.unflatten(dict(checkpoint.iter_params(np.float32)))
-    opt_state = None
-    if args.include_optimizer_state:
-      param_states = t5x_checkpoint.unflatten(dict(checkpoint.iter_optimizer_state()))
-      opt_state = {"step": np.asarray(checkpoint.step or 0, np.int32),
-                   "param_states": param_states}
-      if not opt_state["param_states"]:
-        raise UsageError(f"{args.input}: --include_optimizer_state, but the checkpoint has no "
-                         "optimizer/state/param_states")
+  shapes = t5x.param_shapes(args.input)
+  config = _t5x_config(args, shapes)
+  hf.check_param_shapes(shapes, config, where=args.input)
+  stored_step = t5x.read_step(args.input)
+  step = args.step if args.step is not None else (stored_step or 0)
+  params = t5x.read_params(args.input)
+  opt_state = None
+  if args.include_optimizer_state:
+    t5x_state = t5x.read_optimizer_state(args.input)
+    if not t5x_state["param_states"]:
+      raise UsageError(f"{args.input}: --include_optimizer_state, but the checkpoint has no "
+                       "optimizer state (param_states)")
+    opt_state = {"step": np.asarray(stored_step or 0, np.int32),
+                 "param_states": t5x_state["param_states"]}
   return checkpoints.save_params(args.output, step, params, config, opt_state=opt_state)
 
 
 def t5x_to_hf(args: argparse.Namespace) -> str:
-  with t5x_checkpoint.T5XCheckpoint(args.input) as checkpoint:
-    shapes = {name: info.shape for name, info in checkpoint.param_infos().items()}
-    config = _t5x_config(args, shapes)
-    hf.check_param_shapes(shapes, config, where=args.input)
-    hf_directory.write_hf_directory(args.output, config, shapes,
-                                    checkpoint.iter_params(np.float32), args.vocab,
-                                    args.hf_model_type)
+  shapes = t5x.param_shapes(args.input)
+  config = _t5x_config(args, shapes)
+  hf.check_param_shapes(shapes, config, where=args.input)
+  hf_directory.write_hf_directory(args.output, config, shapes, t5x.iter_params(args.input),
+                                  args.vocab, args.hf_model_type)
   return args.output
 
 
@@ -264,7 +231,23 @@ def xmtf_to_hf(args: argparse.Namespace) -> str:
   return args.output
 
 
-_CONVERSIONS = {("t5x", "xmtf"): t5x_to_xmtf, ("t5x", "hf"): t5x_to_hf,
+def xmtf_to_t5x(args: argparse.Namespace) -> str:
+  """Params, Adafactor state and step of an xmtf checkpoint, in T5X's orbax layout.
+
+  Without a stored optimizer state (a checkpoint converted from Hugging Face, say) the Adafactor
+  state is freshly initialised (zeros, T5X's default factoring), so T5X still restores it.
+  """
+  checkpoint = checkpoints.resolve_checkpoint(args.input)
+  params, config = checkpoints.load_params(checkpoint)
+  _apply_overrides(config, args)  # validates --config / refuses --model_gin
+  opt_state = checkpoints.load_optimizer_state(checkpoint)
+  if opt_state is None:
+    opt_state = optim.state_to_t5x(optim.adafactor(1.0).init(params))
+  step = args.step if args.step is not None else checkpoints.checkpoint_step(checkpoint)
+  return t5x_orbax.write_checkpoint(args.output, step, params, opt_state["param_states"])
+
+
+_CONVERSIONS = {("t5x", "xmtf"): t5x_to_xmtf, ("xmtf", "t5x"): xmtf_to_t5x, ("t5x", "hf"): t5x_to_hf,
                 ("hf", "xmtf"): hf_to_xmtf, ("xmtf", "hf"): xmtf_to_hf}
 
 
@@ -279,15 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--from", dest="source", required=True, choices=["t5x", "hf", "xmtf"],
                       help="input format (see 'formats' below)")
-  parser.add_argument("--to", dest="target", required=True, choices=["xmtf", "hf"],
-                      help="output format: xmtf (orbax) or hf (Hugging Face directory)")
+  parser.add_argument("--to", dest="target", required=True, choices=["xmtf", "hf", "t5x"],
+                      help="output format: xmtf (orbax), hf (Hugging Face directory) or t5x "
+                           "(T5X's orbax layout, from xmtf)")
   parser.add_argument("--input", required=True,
                       help="t5x: checkpoint_<step> dir or its msgpack file, local or gs://; "
                            "hf: local directory; xmtf: checkpoint_<step> or model dir, local "
                            "or gs://")
   parser.add_argument("--output", required=True,
-                      help="xmtf: model directory (checkpoint_<step> is created in it), local or "
-                           "gs://; hf: local directory (created)")
+                      help="xmtf, t5x: model directory (checkpoint_<step> is created in it), "
+                           "local or gs://; hf: local directory (created)")
   parser.add_argument("--vocab", metavar="PATH",
                       help="--to hf: SentencePiece model (local or gs://) copied as spiece.model "
                            "with a T5Tokenizer config, e.g. "
@@ -301,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="--from t5x without --model_gin/--config: number of attention heads, "
                            "when the checkpoint has no relative-position table to read it from")
   parser.add_argument("--step", type=int,
-                      help="--to xmtf: step of the written checkpoint_<step> (default: the T5X "
-                           "checkpoint's step; 0 for hf inputs)")
+                      help="--to xmtf/t5x: step of the written checkpoint_<step> (default: the "
+                           "input checkpoint's step; 0 for hf inputs)")
   parser.add_argument("--include_optimizer_state", action="store_true",
                       help="--from t5x --to xmtf: also write T5X's Adafactor state "
                            "({step, param_states: v_row/v_col/v/m}) as the item opt_state")
@@ -333,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(args)
     written = _CONVERSIONS[(args.source, args.target)](args)
   except (UsageError, hf.ConversionError, t5x_checkpoint.T5XCheckpointError,
-          FileNotFoundError) as error:
+          t5x.ConfigInferenceError, FileNotFoundError) as error:
     print(f"xmtf.convert: error: {error}", file=sys.stderr)
     return 2
   print(f"wrote {written}")

@@ -34,26 +34,19 @@ _STEP = re.compile(r"checkpoint_(\d+)$")
 
 
 def list_checkpoints(path: str, all_checkpoints: bool) -> list[tuple[int, str]]:
-  """(step, path) of `path` itself (a checkpoint_<step>), or of the latest / every finalised
-  checkpoint in the model directory `path`, by step."""
+  """(step, path) of `path` itself (a checkpoint_<step>, xmtf or T5X), or of the latest / every
+  finalised checkpoint in the model directory `path`, by step."""
+  if checkpoints.is_checkpoint(path):
+    return [(checkpoints.checkpoint_step(path), path)]
   root = epath.Path(path)
-  if (root / "params").is_dir():
-    match = _STEP.search(root.name)
-    return [(int(match.group(1)) if match else 0, os.fspath(root))]
-  if all_checkpoints:
-    found = []
-    if root.is_dir():
-      for child in root.iterdir():
-        match = _STEP.match(child.name)
-        if match and (child / "params").is_dir() and (child / "model_config").exists():
-          found.append((int(match.group(1)), os.fspath(child)))
+  if all_checkpoints and root.is_dir():
+    found = sorted((int(match.group(1)), os.fspath(child)) for child in root.iterdir()
+                   if (match := _STEP.match(child.name))
+                   and checkpoints.is_checkpoint(os.fspath(child)))
     if found:
-      return sorted(found)
-  latest = checkpoints.latest_checkpoint(path)
-  if latest is None:
-    raise FileNotFoundError(f"CHECKPOINT_PATH={path}: neither a checkpoint_<step> directory nor "
-                            "a model directory containing one")
-  return [(int(_STEP.search(latest).group(1)), latest)]
+      return found
+  latest = checkpoints.resolve_checkpoint(path)  # raises naming CHECKPOINT_PATH's layouts
+  return [(checkpoints.checkpoint_step(latest), latest)]
 
 
 @gin.configurable(denylist=["evaluator_cls"])
@@ -64,11 +57,14 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                          batch_size: int = 32, model_size: str | None = None,
                          num_examples: int | None = None,
                          decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
+                         model_config_overrides: Mapping[str, object] | None = None,
                          evaluator_cls=None) -> dict[int, dict[str, float]]:
   """Evaluates the selected checkpoints; returns {step: flat metrics} and writes the report.
 
   `model_size` ('small'..'xxl') puts the paper's numbers beside ours; default: recognised from
-  the checkpoint's model config when it has an mT5 size's shape.
+  the checkpoint's model config when it has an mT5 size's shape. `model_config_overrides`:
+  T5Config fields replacing the checkpoint's; T5X checkpoints carry no configuration, theirs is
+  inferred with bfloat16 activations, so give {'dtype': 'float32'} for a float32 model.
   """
   # Imported after gin parsing: importing xp3_tasks registers tasks with the bound vocabulary.
   from xmtf import evaluation  # pylint: disable=g-import-not-at-top
@@ -79,7 +75,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
   selected = list_checkpoints(checkpoint_path, all_checkpoints)
   evaluator, results, accuracies = None, {}, {}
   for step, path in selected:
-    params, config = checkpoints.load_params(path)
+    params, config = checkpoints.load_params(path, dict(model_config_overrides or {}))
     if evaluator is None:
       size = model_size or report.infer_model_size(config)
       evaluator = evaluator_cls(

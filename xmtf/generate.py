@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("prompts", nargs="+", help="one or more prompts")
-  p.add_argument("--checkpoint", required=True, help="checkpoint_<step> or model directory")
+  p.add_argument("--checkpoint", required=True,
+                 help="checkpoint_<step> (xmtf or T5X) or model directory")
   p.add_argument("--vocab", default=None, help="SentencePiece model path (local or gs://)")
   p.add_argument("--max_decode_length", type=int, default=64)
   p.add_argument("--beam_size", type=int, default=1, help=">1: beam search")
@@ -32,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--top_p", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no_input_eos", action="store_true", help="do not append EOS to prompts")
+  p.add_argument("--config", metavar="JSON",
+                 help="T5Config fields (JSON file or inline object) replacing the checkpoint's; "
+                      "a T5X checkpoint's configuration is inferred with bfloat16 activations: "
+                      "'{\"dtype\": \"float32\"}' for a float32 model")
   return p
 
 
@@ -46,7 +51,9 @@ def main(argv=None) -> None:
       seed=args.seed)
   from xmtf import runtime  # pylint: disable=g-import-not-at-top
   runtime.hide_gpus_from_tensorflow()
-  params, config = checkpoints.load_params(args.checkpoint)
+  from xmtf import convert  # pylint: disable=g-import-not-at-top
+  overrides = convert.config_overrides_from_json(args.config) if args.config else None
+  params, config = checkpoints.load_params(args.checkpoint, overrides)
   vocabulary = infer.vocabulary_for(args.checkpoint, config, args.vocab)
   fns = model_fns.ModelFns(config)
   batch = infer.encode_batch(vocabulary, args.prompts, add_input_eos=not args.no_input_eos)

@@ -131,14 +131,20 @@ def infer(checkpoint_path: str = gin.REQUIRED, output_file: str = gin.REQUIRED,
           split: str = "validation", mode: str = "predict", batch_size: int = 32,
           feature_lengths: dict[str, int] | None = None, vocab_path: str | None = None,
           add_input_eos: bool = True,
-          decode_options: decoding.DecodeOptions = decoding.DecodeOptions()) -> int:
-  """Writes one JSON line per example to `output_file`; returns the number of examples."""
+          decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
+          model_config_overrides: dict[str, Any] | None = None) -> int:
+  """Writes one JSON line per example to `output_file`; returns the number of examples.
+
+  `checkpoint_path`: an xmtf or T5X checkpoint (or model directory); `model_config_overrides`:
+  T5Config fields replacing its configuration (a T5X checkpoint's is inferred with bfloat16
+  activations: {'dtype': 'float32'} for a float32 model).
+  """
   if mode not in MODES:
     raise ValueError(f"infer.mode: {mode!r} is not one of {MODES}")
   if (input_file is None) == (mixture_or_task_name is None):
     raise ValueError("infer: give exactly one of INPUT_FILE and MIXTURE_OR_TASK_NAME")
   lengths = dict(feature_lengths or {"inputs": 512, "targets": 128})
-  params, config = checkpoints.load_params(checkpoint_path)
+  params, config = checkpoints.load_params(checkpoint_path, model_config_overrides)
   fns = model_fns.ModelFns(config)
   params = fns.place_params(params)
   vocabulary = vocabulary_for(checkpoint_path, config, vocab_path)
