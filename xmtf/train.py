@@ -138,11 +138,11 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
 
   if on_nonfinite not in ("stop", "skip"):
     raise ValueError(f"train.on_nonfinite={on_nonfinite!r}: expected 'stop' or 'skip'")
+  if training_data_check and not allow_eval_datasets_in_training:
+    _refuse_eval_datasets(training_data_check, train_dataset_cfg.mixture_or_task_name)
   # Listen for SIGTERM before the long set-up (restore, compilation): a preemption notice
   # that arrives then stops the run after its first step instead of killing it.
   preemption = _Preemption()
-  if training_data_check and not allow_eval_datasets_in_training:
-    _refuse_eval_datasets(training_data_check, train_dataset_cfg.mixture_or_task_name)
   _write_config(model_dir)
   mesh = (mesh_fn or partitioning.create_mesh)()
   rules = logical_axis_rules or partitioning.standard_logical_axis_rules()
