@@ -13,6 +13,9 @@ Rates: xp3_tasks/mixing.py (language byte share, `code` x1.3, examples inside a 
                           among the languages that have it (e.g. xp3_cluster_qa)
   xp3_temperature_<T>     xp3 with language weights^(1/T), T in TEMPERATURES
   xp3_cap_<N>             xp3 with every task counted as at most N examples, N in CAPS
+  xp3all                  xp3 plus the tasks of held-out evaluation datasets a copy may hold
+                          (explicit opt-in, xP3all-style; the trainer refuses it unless
+                          ALLOW_EVAL_DATASETS_IN_TRAINING = True). No other mixture has them.
 
 `register_xp3_mixture` (gin-configurable) registers further variants.
 """
@@ -45,10 +48,13 @@ def register_xp3_mixture(name: str, *, collection: str = "xp3", kind: str = "pro
                          language: str | None = None, cluster: str | None = None,
                          by_language: bool = True, code_weight: float = mixing.CODE_WEIGHT,
                          temperature: float = 1.0,
-                         max_examples_per_task: int | None = None) -> str:
+                         max_examples_per_task: int | None = None,
+                         include_held_out: bool = False) -> str:
   """Registers a mixture of the registered tasks that match the filters; returns its name
-  ("" and nothing registered when no task matches, e.g. a collection switched off)."""
-  tasks = metadata.query(collection=collection, kind=kind, language=language, cluster=cluster)
+  ("" and nothing registered when no task matches, e.g. a collection switched off).
+  Held-out evaluation tasks are left out unless `include_held_out` (see xp3_tasks/held_out.py)."""
+  tasks = metadata.query(collection=collection, kind=kind, language=language, cluster=cluster,
+                         include_held_out=include_held_out)
   if not tasks:
     return ""
   return _register(name, mixing.task_rates(
@@ -74,6 +80,7 @@ def register_all() -> list[str]:
     register_xp3_mixture(f"xp3_temperature_{temperature}", temperature=temperature)
   for cap in CAPS:
     register_xp3_mixture(f"xp3_cap_{cap}", max_examples_per_task=cap)
+  register_xp3_mixture("xp3all", include_held_out=True)
   return [name for name in _REGISTERED if name]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "launch" / "cache_tasks.sh"
-TASK = "xp3_code_mbpp_full_function_solution"
+TASK = "xp3_code_muennighoff_mbpp_sanitized_function_solution"
 CONFIG_VARS = ("PROJECT", "BUCKET", "CACHE_DIR", "RUNNER", "TASKS", "EXCLUDED_TASKS", "REGION",
                "XP3_DATA_ROOT", "XP3_VOCAB_PATH", "MIN_SHARDS", "NUM_WORKERS")
 

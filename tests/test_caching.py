@@ -11,7 +11,7 @@ import seqio
 
 import xp3_tasks  # noqa: F401  (registers the tasks)
 
-TASK = "xp3_code_mbpp_full_function_solution"
+TASK = "xp3_code_muennighoff_mbpp_sanitized_function_solution"
 LENGTHS = {"inputs": 64, "targets": 64}
 # Beam's TFRecord sink needs one of these for record checksums.
 CRC_MODULES = ("google_crc32c", "crcmod", "snappy")

@@ -8,11 +8,17 @@ import seqio
 
 import mixtures
 import xp3_tasks
+from xmtf import train as train_lib
+from xp3_tasks import catalog
+from xp3_tasks import eval_tasks
+from xp3_tasks import held_out
 from xp3_tasks import languages
 from xp3_tasks import mixing
 from xp3_tasks import sources
 
-SAMPLE_LANGUAGES = ("ar", "code", "en", "es", "fr", "hi", "sw", "yo", "zh")
+SAMPLE_LANGUAGES = ("ar", "bn", "code", "en", "es", "fr", "hi", "kn", "sw", "ta", "te", "ur", "yo",
+                    "zh")
+HELD_OUT_XP3 = "xp3_zh_xcopa_zh_c1_or_c2_premise_so_because"
 
 
 def _rates(name: str) -> dict[str, float]:
@@ -79,6 +85,45 @@ def test_cluster_and_collection_mixtures():
   assert sum(_rates("xp3x").values()) == pytest.approx(1.0)
 
 
+# ---------------------------------------------------------------- held-out hygiene
+def _held_out_names() -> set[str]:
+  return {t.name for t in xp3_tasks.query(collection=None, include_held_out=True)
+          if t.held_out}
+
+
+def test_held_out_tasks_are_registered_but_in_no_training_mixture():
+  held = _held_out_names()
+  assert held == {HELD_OUT_XP3, "xp3x_zho_hans_xcopa_zh_c1_or_c2_premise_so_because"}
+  assert all(name in seqio.TaskRegistry.names() for name in held)
+  assert all(t.name not in held for t in xp3_tasks.query(collection=None))  # default query
+  for name in mixtures.REGISTERED:
+    if name != "xp3all":
+      assert not held & set(_rates(name)), name
+  assert HELD_OUT_XP3 in _rates("xp3all")
+  assert set(_rates("xp3all")) - set(_rates("xp3")) == {HELD_OUT_XP3}
+
+
+def test_held_out_list_covers_every_evaluated_dataset():
+  evaluated = {(info.dataset, info.config) for info in eval_tasks.TASK_INFOS.values()}
+  # eval_tasks names datasets as the paper's tables; the training files use the HF names
+  train_form = {"xstory_cloze": "Muennighoff_xstory_cloze", "xwinograd": "Muennighoff_xwinograd"}
+  for dataset, config in evaluated:
+    assert catalog.is_held_out(train_form.get(dataset, dataset), config), (dataset, config)
+  assert not catalog.is_held_out("super_glue", "boolq")
+
+
+def test_trainer_refuses_a_mixture_with_evaluated_datasets():
+  assert held_out.scored_training_tasks("xp3") == []
+  assert held_out.scored_training_tasks("xp3all") == [HELD_OUT_XP3]
+  assert held_out.scored_training_tasks(HELD_OUT_XP3) == [HELD_OUT_XP3]
+  check = "xp3_tasks.held_out.scored_training_tasks"
+  config = dataclasses.make_dataclass("Config", ["mixture_or_task_name"])("xp3all")
+  with pytest.raises(ValueError, match=f"'xp3all' contains 1 task.*{HELD_OUT_XP3}.*"
+                                       "ALLOW_EVAL_DATASETS_IN_TRAINING"):
+    train_lib.train(model_dir="/nonexistent", model_config=None, train_dataset_cfg=config,
+                    train_steps=1, optimizer=None, training_data_check=check)
+
+
 def test_tasks_without_counts_are_weighed_by_bytes():
   info = xp3_tasks.query(language="sw")
   without = [dataclasses.replace(t, files=tuple(dataclasses.replace(f, num_examples=None)
@@ -105,6 +150,9 @@ def test_sampled_language_frequencies_match_the_rates():
       language_of[ex["inputs_pretokenized"].decode("utf-8")]
       for ex in ds.take(num_samples).as_numpy_iterator())
   assert set(counts) <= set(expected)
+  held = {r["inputs"] for f in xp3_tasks.get_task_info(HELD_OUT_XP3).files
+          for r in sources.iter_records(f.path)}
+  assert held and not held & set(language_of)  # never drawn: a drawn one would be a KeyError
   for language, p in expected.items():
     observed = counts[language] / num_samples
     sigma = math.sqrt(p * (1 - p) / num_samples)

@@ -68,6 +68,10 @@ def test_recipe_values(size):
       f"gs://t5-data/pretrained_models/t5x/mt5_{size}/checkpoint_1000000")
   assert _macro("XP3_VOCAB_PATH") == MT5_VOCAB
   assert _macro("XP3_DATA_ROOT").startswith("gs://")
+  # held-out hygiene: the trainer checks the mixture (by name: xmtf never imports xp3_tasks)
+  assert _macro("ALLOW_EVAL_DATASETS_IN_TRAINING") is False
+  assert gin.query_parameter("xmtf.train.train.training_data_check") == (
+      "xp3_tasks.held_out.scored_training_tasks")
 
   # The configurables receive them: what xmtf.train.train is called with.
   config = model_lib.gin_t5_config()

@@ -77,6 +77,16 @@ def test_list_targets_whitespace_and_blank_lines(tmp_path):
   assert [r["language"] for r in _read(source)] == ["", "fra_Latn"]
 
 
+def test_byte_order_mark_opens_a_file_but_nowhere_else(tmp_path):
+  bom = b"\xef\xbb\xbf"
+  path = _write(tmp_path / "bom.jsonl", [bom + _record("é", "ü"), _record()])
+  assert list(sources.iter_records(path)) == [{"inputs": "é", "targets": "ü"},
+                                              {"inputs": "q", "targets": "a"}]
+  later = _write(tmp_path / "later.jsonl", [_record(), bom + _record()])
+  with pytest.raises(sources.InvalidRecordError, match="later.jsonl:2: malformed JSON"):
+    list(sources.iter_records(later))
+
+
 def test_non_ascii_text_round_trips(tmp_path):
   texts = ["图书馆每天早上九点开门。", "تفتح المكتبة", "Ìjọba ìpínlẹ̀ Ọ̀yọ́", "पुस्तकालय"]
   path = _write(tmp_path / "u.jsonl", [_record(t, t) for t in texts])

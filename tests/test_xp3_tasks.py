@@ -64,41 +64,67 @@ def test_registered_names_valid_unique_and_documented_scheme():
   assert "xp3mt_fr_paws_x_fr_paws_anli_gpt3_frmt" in names
   assert "xp3x_fra_latn_paws_x_fr_concatenation" in names
   tnews = xp3_tasks.query(language="zh", dataset="clue", cluster="topic_classification")
-  assert [t.prompt for t in tnews] == ["新闻分类"]
-  assert re.fullmatch(r"xp3_zh_clue_tnews_u[0-9a-f]{8}", tnews[0].name)
+  assert [t.name for t in tnews] == ["xp3_zh_clue_tnews_classify_title"]
+  assert "xp3_code_teven_code_docstring_corpus_top_level_complete" in names
+  assert "xp3mt_zh_gem_xlsum_chinese_traditional_docsummary_zh_hantmt" in names
 
 
 # ---------------------------------------------------------------- file names
 @pytest.mark.parametrize("name, dataset, subset, split, template, lang, cluster", [
     ("xp3_GEM_wiki_lingua_en_zh_validation_xp3longwritearticle.jsonl", "GEM_wiki_lingua",
      "en_zh", "validation", "xp3longwritearticle", "en", "summarization"),
-    ("xp3_GEM_BiSECT_en_train_fullmeaning.jsonl", "GEM_BiSECT", "en", "train", "fullmeaning",
-     "en", "simplification"),
-    ("xp3_ag_news_None_train_classify_question_first.jsonl", "ag_news", None, "train",
-     "classify_question_first", "en", "topic_classification"),
-    ("xp3_facebook_flores_eng_Latn-swh_Latn_devtest_translate-this.jsonl", "facebook_flores",
-     "eng_Latn-swh_Latn", "devtest", "translate-this", "en", "translation"),
-    ("xp3_mlqa_mlqa.fr.fr_test_answer_the_question.jsonl", "mlqa", "mlqa.fr.fr", "test",
-     "answer_the_question", "en", "extractive_qa"),
+    ("xp3_GEM_xlsum_hindi_train_DOC_tldr.jsonl", "GEM_xlsum", "hindi", "train", "DOC_tldr",
+     "en", "summarization"),
+    ("xp3_teven_code_contests_None_valid_descsol.jsonl", "teven_code_contests", None, "valid",
+     "descsol", "en", "program_synthesis"),
+    ("xp3_teven_code_docstring_corpus_top_level_top_level_complete.jsonl",
+     "teven_code_docstring_corpus", "top_level", "top_level", "complete", "en", "code_misc"),
+    ("xp3_wiki_bio_None_val_who.jsonl", "wiki_bio", None, "val", "who", "en",
+     "structure_to_text"),
+    ("xp3_quail_None_challenge_no_prompt_text.jsonl", "quail", None, "challenge",
+     "no_prompt_text", "en", "multiple_choice_qa"),
+    ("xp3_Muennighoff_mbpp_sanitized_test_function_solution.jsonl", "Muennighoff_mbpp",
+     "sanitized", "test", "function_solution", "en", "program_synthesis"),
+    ("xp3_facebook_flores_eng_Latn-swh_Latn_devtest_ab-eng_Latn-swh_Latn.jsonl",
+     "facebook_flores", "eng_Latn-swh_Latn", "devtest", "ab-eng_Latn-swh_Latn", "en",
+     "translation"),
     ("xp3_paws-x_fr_train_PAWS-ANLI_GPT3_frmt.jsonl", "paws-x", "fr", "train",
      "PAWS-ANLI_GPT3_frmt", "fr", "paraphrase"),
+    ("xp3_clue_cmrc2018_train_answer_in_the_passage_zh-Hantmt.jsonl", "clue", "cmrc2018",
+     "train", "answer_in_the_passage_zh-Hantmt", "zh-Hant", "extractive_qa"),
     ("xp3_xnli_sw_validation_GPT-3_style_swht.jsonl", "xnli", "sw", "validation",
-     "GPT-3_style_swht", "sw", "unknown"),
+     "GPT-3_style_swht", "sw", "natural_language_inference"),
     ("xp3_super_glue_wic_train_GPT-3-prompt.jsonl", "super_glue", "wic", "train",
      "GPT-3-prompt", "en", "word_sense"),
     ("xp3_some_new_set_None_train_my_prompt.jsonl", "some_new_set", None, "train", "my_prompt",
      "en", "unknown"),
+    # unknown split: the template keeps the rest of the name, the cluster is `unknown`
+    ("xp3_ag_news_None_heldback_classify.jsonl", "ag_news", None, None,
+     "None_heldback_classify", "en", "unknown"),
 ])
 def test_parse_file_name(name, dataset, subset, split, template, lang, cluster):
   parsed = catalog.parse_file_name(name)
   assert (parsed.dataset, parsed.subset, parsed.split, parsed.template,
           parsed.prompt_language, parsed.cluster) == (dataset, subset, split, template, lang,
                                                       cluster)
+  assert (parsed.issue is None) == (cluster != "unknown")
+
+
+@pytest.mark.parametrize("name, dataset, subset, held_out", [
+    ("xp3_xcopa_zh_validation_C1_or_C2?_premise,_so_because….jsonl", "xcopa", "zh", True),
+    ("xp3_super_glue_copa_train_best_option.jsonl", "super_glue", "copa", True),
+    ("xp3_super_glue_wsc.fixed_train_GPT-3_Style.jsonl", "super_glue", "wsc.fixed", True),
+    ("xp3_super_glue_boolq_train_I_wonder….jsonl", "super_glue", "boolq", False),
+    ("xp3_Muennighoff_xwinograd_fr_test_Replace.jsonl", "Muennighoff_xwinograd", "fr", True),
+    ("xp3_clue_cluewsc2020_train_the_pronoun.jsonl", "clue", "cluewsc2020", True),
+])
+def test_held_out_datasets_are_recognised(name, dataset, subset, held_out):
+  parsed = catalog.parse_file_name(name)
+  assert (parsed.dataset, parsed.subset, parsed.held_out) == (dataset, subset, held_out)
 
 
 @pytest.mark.parametrize("name, message", [
     ("merged_en.jsonl", "not an xP3 prompt file"),
-    ("xp3_ag_news_None_prompt.jsonl", "no split"),
     ("xp3_ag_news_None_train_.jsonl", "empty template"),
 ])
 def test_parse_file_name_errors(name, message):
@@ -131,19 +157,21 @@ def test_cross_lingual_files_belong_to_the_target_language():
 def test_query_by_language_cluster_and_prompt_language():
   swahili_qa = xp3_tasks.query(language="sw", cluster="qa")
   assert [t.name for t in swahili_qa] == [
-      "xp3_sw_khalidalt_tydiqa_primary_swahili_after_reading_the_text"]
+      "xp3_sw_khalidalt_tydiqa_primary_swahili_en_after_reading_the_text"]
   assert swahili_qa[0].cluster == "extractive_qa"
   assert {t.language for t in xp3_tasks.query(cluster="summarization")} >= {"ar", "hi", "sw",
                                                                             "yo", "en", "zh"}
   mt = xp3_tasks.query(collection="xp3mt", prompt_language="fr")
-  assert {t.prompt for t in mt} == {"PAWS-ANLI_GPT3_frmt", "prompt_review_to_star_frmt"}
+  assert {t.prompt for t in mt} == {"PAWS-ANLI_GPT3_frmt", "Meaning_frmt"}
+  hant = xp3_tasks.query(collection="xp3mt", prompt_language="zh-Hant")
+  assert [t.subset for t in hant] == ["chinese_traditional"]
   assert xp3_tasks.query(cluster="code")[0].language == "code"
   with pytest.raises(ValueError, match="unknown cluster 'poetry'"):
     xp3_tasks.query(cluster="poetry")
 
 
 def test_one_task_per_prompt_over_all_split_files():
-  info = xp3_tasks.get_task_info("xp3_sw_facebook_flores_eng_latn_swh_latn_translate_this")
+  info = xp3_tasks.get_task_info("xp3_sw_facebook_flores_eng_latn_swh_latn_ab_eng_latn_swh_latn")
   assert info.splits == ("dev", "devtest")
   assert [f.num_examples for f in info.files] == [5, 3]
   task = seqio.get_mixture_or_task(info.name)
@@ -152,10 +180,18 @@ def test_one_task_per_prompt_over_all_split_files():
   assert task.num_input_examples("devtest") == 3
   xsum = xp3_tasks.get_task_info("xp3_en_xsum_doc_tldr")
   assert xsum.splits == ("train", "validation")
+  contests = xp3_tasks.get_task_info("xp3_code_teven_code_contests_descsol")
+  assert contests.splits == ("train", "valid")  # Hugging Face split names verbatim
+  assert set(seqio.get_mixture_or_task(contests.name).splits) == {"train", "valid"}
+  assert xp3_tasks.get_task_info("xp3_en_wiki_bio_who").splits == ("val",)
 
 
 def test_xp3x_extra_fields_are_kept():
   info = xp3_tasks.get_task_info("xp3x_fra_latn_paws_x_fr_concatenation")
+  # parsed from the records: the name says `paws_x` (create_xp3x.py replaces `-`)
+  assert (info.dataset_hf, info.subset, info.prompt, info.cluster) == (
+      "paws-x", "fr", "Concatenation", "paraphrase")
+  assert info.files[0].path.endswith("fra_Latn/xp3_paws_x_fr_train_Concatenation.jsonl")
   assert info.extra_fields == ("config", "dataset", "language", "split", "template")
   assert info.record_metadata["language"] == "fra_Latn"
   ds = seqio.get_mixture_or_task(info.name).get_dataset(None, shuffle=False)
@@ -164,7 +200,7 @@ def test_xp3x_extra_fields_are_kept():
 
 
 def test_leading_whitespace_survives_the_source():
-  task = seqio.get_mixture_or_task("xp3_code_mbpp_full_complete_the_body_v1_1")
+  task = seqio.get_mixture_or_task("xp3_code_teven_code_docstring_corpus_top_level_complete")
   targets = [ex["targets_pretokenized"].decode() for ex in
              task.get_dataset(None, shuffle=False).as_numpy_iterator()]
   assert targets and all(t.startswith("    ") for t in targets)
@@ -175,30 +211,56 @@ def test_manifest_build_matches_the_shipped_one():
   built = manifest.build(SAMPLE_XP3, validate=True)
   shipped = manifest.read(os.path.join(SAMPLE_XP3, "manifest.json"))
   assert built.files == shipped.files
-  assert shipped.languages() == ["ar", "code", "en", "es", "fr", "hi", "sw", "yo", "zh"]
-  # merged_<lang> holds every non-validation example of the language (as the release).
+  assert shipped.languages() == ["ar", "bn", "code", "en", "es", "fr", "hi", "kn", "sw", "ta",
+                                 "te", "ur", "yo", "zh"]
+  assert {f.dataset for f in shipped.prompt_files() if f.language == "kn"} == {"facebook_flores"}
+  assert all(f.cluster != "unknown" for f in shipped.prompt_files())
+  # merged_<lang> holds every non-validation, non-held-out example of the language.
   for merged in shipped.merged_files():
     assert merged.num_examples == sum(
         f.num_examples for f in shipped.prompt_files()
-        if f.language == merged.language and f.split != "validation"), merged.language
+        if f.language == merged.language and f.split != "validation"
+        and not catalog.is_held_out(f.dataset, f.subset)), merged.language
+
+
+def test_unknown_split_or_dataset_never_aborts_a_manifest_build(tmp_path, caplog):
+  root = tmp_path / "copy" / "en"
+  root.mkdir(parents=True)
+  record = '{"inputs": "a", "targets": "b"}\n'
+  names = ["xp3_ag_news_None_heldback_classify.jsonl", "xp3_new_set_None_train_p.jsonl",
+           "xp3_other_set_None_train_q.jsonl", "xp3_ag_news_None_train_classify.jsonl"]
+  for name in names:
+    (root / name).write_text(record, encoding="utf-8")
+  with caplog.at_level("WARNING"):
+    built = manifest.build(str(tmp_path / "copy"))
+  clusters = {f.path: f.cluster for f in built.files}
+  assert clusters == {"en/" + names[0]: "unknown", "en/" + names[1]: "unknown",
+                      "en/" + names[2]: "unknown", "en/" + names[3]: "topic_classification"}
+  lines = [r.getMessage() for r in caplog.records if "cluster 'unknown'" in r.getMessage()]
+  assert len(lines) == 2  # one line per kind, every file named once
+  assert "1 file(s) with an unknown split" in lines[1] and names[0] in lines[1]
+  assert "2 file(s) with an unknown dataset" in lines[0]
+  assert names[1] in lines[0] and names[2] in lines[0]
 
 
 def test_manifest_cli_and_registration_from_another_root(tmp_path):
   root = tmp_path / "copy"
   shutil.copytree(os.path.join(SAMPLE_XP3, "sw"), root / "sw")
-  bad = root / "sw" / "xp3_paws-x_sw_train_Meaning.jsonl"
+  bad = root / "sw" / "xp3_GEM_xlsum_swahili_train_goodtitle.jsonl"
   bad.write_text('{"inputs": "a", "targets": "b"}\n{"inputs": "a"}\n', encoding="utf-8")
-  with pytest.raises(ValueError, match="xp3_paws-x_sw_train_Meaning.jsonl:2: missing field"):
+  with pytest.raises(ValueError,
+                     match="xp3_GEM_xlsum_swahili_train_goodtitle.jsonl:2: missing field"):
     manifest.main(["--data_dir", str(root), "--validate"])
   manifest.main(["--data_dir", str(root), "--validate", "--skip_invalid"])
   built = manifest.read(str(root / "manifest.json"))
-  entry = {f.path: f for f in built.files}["sw/xp3_paws-x_sw_train_Meaning.jsonl"]
+  entry = {f.path: f for f in built.files}["sw/xp3_GEM_xlsum_swahili_train_goodtitle.jsonl"]
   assert (entry.num_examples, entry.num_skipped) == (1, 1)
   names = tasks.register_collection("xp3test", str(root), str(root / "manifest.json"),
                                     vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH))
   try:
-    assert "xp3test_sw_paws_x_sw_meaning" in names and "xp3test_merged_sw" in names
-    assert xp3_tasks.get_task_info("xp3test_sw_paws_x_sw_meaning").files[0].path == str(bad)
+    assert "xp3test_sw_gem_xlsum_swahili_goodtitle" in names and "xp3test_merged_sw" in names
+    assert (xp3_tasks.get_task_info("xp3test_sw_gem_xlsum_swahili_goodtitle").files[0].path
+            == str(bad))
   finally:
     for name in metadata.remove_collection("xp3test"):
       seqio.TaskRegistry.remove(name)
@@ -211,10 +273,13 @@ def test_registration_reads_only_the_manifest(tmp_path):
   names = tasks.register_collection("xp3test", "gs://no-such-bucket-xmtf/xP3",
                                     str(local_manifest), vocab.get_vocabulary())
   try:
-    assert len(names) == len(xp3_tasks.query()) + len(xp3_tasks.query(kind="merged"))
-    info = xp3_tasks.get_task_info("xp3test_sw_facebook_flores_eng_latn_swh_latn_translate_this")
-    assert info.files[0].path == ("gs://no-such-bucket-xmtf/xP3/sw/"
-                                  "xp3_facebook_flores_eng_Latn-swh_Latn_dev_translate-this.jsonl")
+    assert len(names) == len(xp3_tasks.query(include_held_out=True)) + len(
+        xp3_tasks.query(kind="merged"))
+    info = xp3_tasks.get_task_info(
+        "xp3test_sw_facebook_flores_eng_latn_swh_latn_ab_eng_latn_swh_latn")
+    assert info.files[0].path == (
+        "gs://no-such-bucket-xmtf/xP3/sw/"
+        "xp3_facebook_flores_eng_Latn-swh_Latn_dev_ab-eng_Latn-swh_Latn.jsonl")
     assert seqio.get_mixture_or_task(info.name).num_input_examples("train") == 8
   finally:
     for name in metadata.remove_collection("xp3test"):
@@ -305,14 +370,22 @@ def test_vocabularies():
 
 
 # ---------------------------------------------------------------- features and batches
-def test_eos_on_inputs_and_targets():
+def test_eos_on_targets_and_on_inputs_only_when_set(monkeypatch):
   task = seqio.get_mixture_or_task("xp3_en_trivia_qa_unfiltered_question_answer")
-  assert task.output_features["inputs"].add_eos and task.output_features["targets"].add_eos
+  assert not task.output_features["inputs"].add_eos and task.output_features["targets"].add_eos
   example = next(task.get_dataset({"inputs": 8, "targets": 8}, shuffle=False)
                  .as_numpy_iterator())
   assert example["targets_pretokenized"] == b"Mars"  # the one-element list form
-  assert example["inputs"][-1] == 1 and len(example["inputs"]) == 8  # EOS after truncation
+  assert example["inputs"][-1] != 1 and len(example["inputs"]) == 8
   assert example["targets"][-1] == 1
+  assert not config.resolve().inputs_eos
+  monkeypatch.setenv("XP3_INPUTS_EOS", "true")
+  assert config.resolve().inputs_eos
+  features = tasks.output_features(tasks.task_vocabulary(), inputs_eos=True)
+  assert features["inputs"].add_eos and features["targets"].add_eos
+  monkeypatch.setenv("XP3_INPUTS_EOS", "maybe")
+  with pytest.raises(ValueError, match="XP3_INPUTS_EOS must be true or false"):
+    config.resolve()
 
 
 def test_packed_batches_with_encdec_feature_converter():

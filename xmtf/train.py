@@ -117,12 +117,17 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
           restore_optimizer_state: bool = True, eval_period: int = 0,
           evaluator_cls: Callable | None = None, random_seed: int = 0, log_period: int = 10,
           on_nonfinite: str = "stop", peak_flops_per_device: float | None = None,
+          training_data_check: str | None = None,
+          allow_eval_datasets_in_training: bool = False,
           on_step: Callable[[int, dict], None] | None = None) -> dict[str, float]:
   """Trains until `train_steps` (absolute, as T5X: a run from mT5's step 1,000,000 for 25,000
   steps sets 1,025,000); returns the last logged metrics.
 
   on_nonfinite: 'stop' raises NonFiniteLossError naming the step; 'skip' drops the update and
   counts it. Either way no non-finite value enters the parameters or a checkpoint.
+  training_data_check: `module.function` (imported here by name, so the trainer depends on no
+  task package) taking the mixture name and returning the tasks of datasets the evaluation
+  scores; training stops with their names unless allow_eval_datasets_in_training.
   """
   # Heavy imports here: `--help` and gin parsing stay fast.
   from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
@@ -133,6 +138,8 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
 
   if on_nonfinite not in ("stop", "skip"):
     raise ValueError(f"train.on_nonfinite={on_nonfinite!r}: expected 'stop' or 'skip'")
+  if training_data_check and not allow_eval_datasets_in_training:
+    _refuse_eval_datasets(training_data_check, train_dataset_cfg.mixture_or_task_name)
   # Listen for SIGTERM before the long set-up (restore, compilation): a preemption notice
   # that arrives then stops the run after its first step instead of killing it.
   preemption = _Preemption()
@@ -274,6 +281,17 @@ def trainer_from_gin(devices: Any = None):
   unbound = object()
   bound = {name: train_binding(name, unbound) for name in names}
   return build_trainer(**{k: v for k, v in bound.items() if v is not unbound}, devices=devices)
+
+
+def _refuse_eval_datasets(check: str, mixture_or_task_name: str) -> None:
+  module, _, function = check.rpartition(".")
+  scored = getattr(importlib.import_module(module), function)(mixture_or_task_name)
+  if scored:
+    raise ValueError(
+        f"train: mixture {mixture_or_task_name!r} contains {len(scored)} task(s) of datasets "
+        f"the evaluation scores ({check}): {', '.join(scored[:20])}"
+        f"{' ...' if len(scored) > 20 else ''}; a zero-shot result after training on them is "
+        f"not zero-shot. Set ALLOW_EVAL_DATASETS_IN_TRAINING = True to train on them anyway.")
 
 
 def _on_nonfinite(policy: str, step: int, data: str, count: int) -> None:

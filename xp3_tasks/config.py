@@ -22,6 +22,9 @@ with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (
                     while XP3_DATA_ROOT is the bundled sample, otherwise mT5's
                     (gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model).
   XP3_SKIP_INVALID  "true": skip and count invalid lines instead of failing (default false).
+  XP3_INPUTS_EOS    "true": training inputs end in EOS (default false: T0's SeqIO tasks and
+                    the paper's evaluation feed inputs without EOS; no mT0 source says; an
+                    assumption, RECIPE section 5). Targets always end in EOS.
   XP3_SHUFFLE_BUFFER_SIZE
                     per-task example shuffle buffer (default 1000, never more than the task's
                     examples); lower it for mixtures of thousands of tasks (host memory).
@@ -80,11 +83,20 @@ class Settings:
   vocab_path: str
   skip_invalid: bool
   shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE
+  inputs_eos: bool = False
 
 
 def _manifest_path(root: str) -> str:
   sep = "" if root.endswith("/") else "/"
   return f"{root}{sep}manifest.json" if "://" in root else os.path.join(root, "manifest.json")
+
+
+def _flag(name: str) -> bool:
+  """A true/false setting (default false)."""
+  value = setting(name, "false").strip().lower()
+  if value not in ("true", "false", "1", "0", "yes", "no"):
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+  return value in ("true", "1", "yes")
 
 
 def resolve() -> Settings:
@@ -98,12 +110,10 @@ def resolve() -> Settings:
                              if roots[collection] else None)
   default_vocab = (vocab.SAMPLE_VOCAB_PATH if roots["xp3"] == SAMPLE_ROOTS["xp3"]
                    else vocab.MT5_VOCAB_PATH)
-  skip = setting("XP3_SKIP_INVALID", "false").strip().lower()
-  if skip not in ("true", "false", "1", "0", "yes", "no"):
-    raise ValueError(f"XP3_SKIP_INVALID must be true or false, got {skip!r}")
   buffer = setting("XP3_SHUFFLE_BUFFER_SIZE", str(DEFAULT_SHUFFLE_BUFFER_SIZE))
   if not buffer.isdigit() or int(buffer) < 1:
     raise ValueError(f"XP3_SHUFFLE_BUFFER_SIZE must be a positive integer, got {buffer!r}")
   return Settings(roots=roots, manifests=manifests,
                   vocab_path=setting("XP3_VOCAB_PATH", default_vocab),
-                  skip_invalid=skip in ("true", "1", "yes"), shuffle_buffer_size=int(buffer))
+                  skip_invalid=_flag("XP3_SKIP_INVALID"), shuffle_buffer_size=int(buffer),
+                  inputs_eos=_flag("XP3_INPUTS_EOS"))

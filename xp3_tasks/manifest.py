@@ -13,12 +13,14 @@ By default examples are counted as non-blank lines (fast); `--validate` parses e
 strictly instead (errors name file:line; with `--skip_invalid` bad lines are counted as
 skipped); `--no_count` records only byte sizes (mixing rates then use bytes). xP3x records
 carry their own metadata (`language`, `split`, `template`, `dataset`, `config`): the first
-record of each xP3x file is read to fill the manifest from it.
+record of each xP3x file is read to fill the manifest from it (dataset, config = subset, split,
+template; the folder stays the language). A file whose dataset or split the catalog does not
+know never aborts a build: it is counted and named in one log line per kind, and its task gets
+the cluster `unknown`; the summary line prints the counts.
 """
 import argparse
 import concurrent.futures
 import dataclasses
-import json
 import os
 import posixpath
 from typing import Any, Sequence
@@ -58,18 +60,31 @@ def _count(path: str, validate: bool, skip_invalid: bool,
 
 
 def _first_record(path: str) -> dict[str, Any]:
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for line_number, raw in enumerate(f, start=1):
-      if raw.strip():
-        try:
-          return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-          raise sources.InvalidRecordError(f"{path}:{line_number}: {e}") from None
+  """The file's first record ({} for a file without one); bad bytes name file:line."""
+  for _, record in sources.read_json_objects(path, sources.InvalidRecordError):
+    return record
   return {}
 
 
+def _from_record(first: dict[str, Any]) -> catalog.FileName:
+  """An xP3x file's parts from its first record (xP3x names replace `-` by `_`, so the name
+  cannot be parsed against the catalog; the records say what they are)."""
+  dataset_hf = str(first["dataset"])
+  dataset = dataset_hf.replace("/", "_")
+  config = first["config"]
+  subset = None if config in (None, "", "None") else str(config)
+  template = str(first["template"]).replace("/", "_").replace(" ", "_")
+  known = dataset in catalog.DATASETS
+  return catalog.FileName(
+      dataset=dataset, dataset_hf=dataset_hf, subset=subset, split=str(first["split"]),
+      template=template, prompt_language=catalog.prompt_language(template),
+      cluster=catalog.cluster_of(dataset, subset) if known else "unknown",
+      issue=None if known else catalog.UNKNOWN_DATASET)
+
+
 def _describe(root: str, language: str, name: str, count: bool, validate: bool,
-              skip_invalid: bool) -> FileEntry:
+              skip_invalid: bool) -> tuple[FileEntry, str | None]:
+  """(the file's manifest entry, what the catalog did not recognise in it or None)."""
   path = _join(root, language, name)
   num_bytes = tf.io.gfile.stat(path).length
   extra: tuple[str, ...] = ()
@@ -77,14 +92,15 @@ def _describe(root: str, language: str, name: str, count: bool, validate: bool,
   if name == f"merged_{language}.jsonl":
     parsed = None
   else:
-    parsed = catalog.parse_file_name(name)
     first = _first_record(path)
     extra = tuple(field for field in XP3X_FIELDS if field in first)
     if extra:
       metadata = {field: str(first[field]) for field in extra}
+    parsed = (_from_record(first) if len(extra) == len(XP3X_FIELDS)
+              else catalog.parse_file_name(name))
   num_examples, num_skipped = (_count(path, validate, skip_invalid, extra) if count
                                else (None, 0))
-  return FileEntry(
+  entry = FileEntry(
       path=f"{language}/{name}", language=language,
       kind="merged" if parsed is None else "prompt",
       dataset=parsed and parsed.dataset, dataset_hf=parsed and parsed.dataset_hf,
@@ -93,6 +109,19 @@ def _describe(root: str, language: str, name: str, count: bool, validate: bool,
       prompt_language=parsed and parsed.prompt_language, cluster=parsed and parsed.cluster,
       num_bytes=num_bytes, num_examples=num_examples, num_skipped=num_skipped,
       extra_fields=extra, record_metadata=metadata)
+  return entry, parsed and parsed.issue
+
+
+def _log_issues(described: Sequence[tuple[FileEntry, str | None]]) -> dict[str, list[str]]:
+  """issue -> file paths, logged once per issue with every file named (cluster `unknown`)."""
+  issues: dict[str, list[str]] = {}
+  for entry, issue in described:
+    if issue:
+      issues.setdefault(issue, []).append(entry.path)
+  for issue, paths in sorted(issues.items()):
+    logging.warning("%d file(s) with an %s (not in xp3_tasks/catalog.py; registered with "
+                    "cluster 'unknown'): %s", len(paths), issue, ", ".join(paths))
+  return issues
 
 
 def build(data_dir: str, *, count: bool = True, validate: bool = False,
@@ -111,12 +140,10 @@ def build(data_dir: str, *, count: bool = True, validate: bool = False,
   if not jobs:
     raise FileNotFoundError(f"no <lang>/*.jsonl files under {data_dir!r}")
   with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
-    files = list(pool.map(lambda job: _describe(data_dir, job[0], job[1], count, validate,
-                                                skip_invalid), jobs))
-  unknown = sorted({f.dataset for f in files if f.cluster == "unknown"})
-  if unknown:
-    logging.warning("Datasets not in the catalog (cluster 'unknown'): %s", ", ".join(unknown))
-  return Manifest(data_root=data_dir, files=tuple(files))
+    described = list(pool.map(lambda job: _describe(data_dir, job[0], job[1], count,
+                                                    validate, skip_invalid), jobs))
+  _log_issues(described)
+  return Manifest(data_root=data_dir, files=tuple(entry for entry, _ in described))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -144,9 +171,12 @@ def main(argv: Sequence[str] | None = None) -> None:
   write(manifest, output)
   skipped = sum(f.num_skipped for f in manifest.files)
   examples = sum(f.num_examples or 0 for f in manifest.files if f.kind == "prompt")
+  unknown = sum(f.cluster == "unknown" for f in manifest.files)
   print(f"wrote {output}: {len(manifest.files)} files, {len(manifest.languages())} languages, "
         f"{examples} examples in prompt files" + (f", {skipped} invalid lines skipped"
-                                                  if skipped else ""))
+                                                  if skipped else "")
+        + (f", {unknown} files with an unknown dataset or split (cluster 'unknown', see the "
+           f"log)" if unknown else ""))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ class TaskInfo:
   record_metadata: dict[str, str] | None = None
 
   @property
+  def held_out(self) -> bool:
+    """A task of one of the paper's held-out evaluation datasets (catalog.HELD_OUT)."""
+    return catalog.is_held_out(self.dataset, self.subset)
+
+  @property
   def splits(self) -> tuple[str, ...]:
     """The release splits of the task's files, sorted."""
     return tuple(sorted({f.split for f in self.files if f.split}))
@@ -71,17 +76,22 @@ def get(name: str) -> TaskInfo:
 def query(*, collection: str | None = "xp3", kind: str | None = "prompt",
           language: str | None = None, dataset: str | None = None, cluster: str | None = None,
           prompt_language: str | None = None, split: str | None = None,
-          name_contains: str | None = None) -> list[TaskInfo]:
+          name_contains: str | None = None,
+          include_held_out: bool = False) -> list[TaskInfo]:
   """Registered tasks matching every given filter, sorted by name.
 
   Defaults select xP3's per-prompt tasks; pass `collection=None` / `kind=None` for all.
   `dataset` matches either name form (`facebook/flores` or `facebook_flores`); `cluster`
   accepts a group (`qa`: closed-book, extractive and multiple-choice QA; `code`); `split`
-  selects tasks having a file of that release split.
+  selects tasks having a file of that release split. Tasks of held-out evaluation datasets
+  (`TaskInfo.held_out`) are left out unless `include_held_out`: every mixture is built from
+  this query, so none trains on them by default.
   """
   clusters = catalog.clusters_matching(cluster) if cluster else None
   result = []
   for info in _TASKS.values():
+    if info.held_out and not include_held_out:
+      continue
     if collection and info.collection != collection:
       continue
     if kind and info.kind != kind:

@@ -6,7 +6,8 @@ release's one-element list `targets` is accepted and unwrapped); a malformed lin
 non-string field or bytes that are not UTF-8 raise `InvalidRecordError` naming `file:line`.
 With `skip_invalid=True` such lines are skipped instead, counted per file and reason, logged,
 and retrievable with `skipped_counts()`: never lost without a trace. Strings are passed
-through untouched (no stripping), so code targets keep their leading newline/indentation.
+through untouched (no stripping), so code targets keep their leading newline/indentation. The
+one leniency: a UTF-8 byte-order mark at the very start of a file is skipped.
 
 Paths are read with `tf.io.gfile`, so local paths and gs:// work alike. Parsing runs in Python
 inside tf.data (`from_generator`, one file after the other), which keeps the order
@@ -73,10 +74,17 @@ def parse_json_object(raw: bytes, where: str,
   return record
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _nonblank_lines(path: str) -> Iterator[tuple[int, bytes]]:
-  """(line number from 1, counting blank lines too; the line without its newline)."""
+  """(line number from 1, counting blank lines too; the line without its newline). A UTF-8
+  byte-order mark opening the file (Windows tools write one) is dropped; one anywhere else
+  stays and fails JSON parsing, as every other stray byte does."""
   with tf.io.gfile.GFile(path, "rb") as f:
     for line_number, raw in enumerate(f, start=1):
+      if line_number == 1 and raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
       if raw.strip():
         yield line_number, raw.rstrip(b"\r\n")
 

@@ -7,10 +7,11 @@ them); each release split other than `train` is also a SeqIO split of its own (`
 `dev`, `devtest`, `test`, ...) reading only those files. xP3x records keep their extra fields
 (`language`, `split`, `template`, `dataset`, `config`) as string features.
 
-Features: `inputs` and `targets` tokenized with the configured vocabulary, EOS appended to
-both (`add_eos=True`, after truncation: `append_eos_after_trim`), as T5X/SeqIO training does
-and mT0 was trained. The paper's rank-classification evaluation instead fed inputs without EOS
-and scored choices with EOS; the evaluation tasks (eval_tasks.py) follow that.
+Features: `inputs` and `targets` tokenized with the configured vocabulary; EOS appended (after
+truncation: `append_eos_after_trim`) to targets always and to inputs only when the setting
+XP3_INPUTS_EOS is true. Default without: no mT0 source says, T0's SeqIO tasks used
+`add_eos=False` for inputs and the paper's rank-classification evaluation (eval_tasks.py)
+feeds inputs without EOS, so training matches what the model is evaluated on.
 """
 import os
 import posixpath
@@ -29,10 +30,11 @@ from xp3_tasks import vocab as vocab_lib
 TRAIN_SPLIT = "train"
 
 
-def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
-  """inputs/targets with EOS on both (training convention; see the module docstring)."""
+def output_features(vocabulary: seqio.Vocabulary,
+                    inputs_eos: bool = False) -> dict[str, seqio.Feature]:
+  """inputs (EOS only if `inputs_eos`) and targets with EOS (see the module docstring)."""
   return {
-      "inputs": seqio.Feature(vocabulary=vocabulary, add_eos=True),
+      "inputs": seqio.Feature(vocabulary=vocabulary, add_eos=inputs_eos),
       "targets": seqio.Feature(vocabulary=vocabulary, add_eos=True),
   }
 
@@ -112,8 +114,8 @@ def shuffle_buffer_size(info: metadata.TaskInfo, maximum: int) -> int:
 
 def register_collection(collection: str, root: str, manifest_path: str,
                         vocabulary: seqio.Vocabulary, *, skip_invalid: bool = False,
-                        max_shuffle_buffer_size: int = config.DEFAULT_SHUFFLE_BUFFER_SIZE
-                        ) -> list[str]:
+                        max_shuffle_buffer_size: int = config.DEFAULT_SHUFFLE_BUFFER_SIZE,
+                        inputs_eos: bool = False) -> list[str]:
   """(Re-)registers one collection's tasks from its manifest; returns the task names.
 
   Reads only the manifest (no listing of `root`). A missing manifest logs how to build it and
@@ -126,7 +128,7 @@ def register_collection(collection: str, root: str, manifest_path: str,
   except FileNotFoundError as e:
     logging.warning("No %s tasks registered: %s", collection, e)
     return []
-  features = output_features(vocabulary)
+  features = output_features(vocabulary, inputs_eos)
   names = []
   for info in _task_infos(collection, root, manifest):
     _remove(info.name)
@@ -154,7 +156,7 @@ def register_all(settings: config.Settings | None = None) -> dict[str, list[str]
     registered[collection] = register_collection(
         collection, root, settings.manifests[collection], vocabulary,
         skip_invalid=settings.skip_invalid,
-        max_shuffle_buffer_size=settings.shuffle_buffer_size)
+        max_shuffle_buffer_size=settings.shuffle_buffer_size, inputs_eos=settings.inputs_eos)
   return registered
 
 

@@ -250,14 +250,75 @@ FLORES = {
         "Dókítà sọ pé ara aláìsàn náà yóò yá láìpẹ́.",
         "A ṣèbẹ̀wò sí ilé ìṣẹ̀ǹbáyé ní ọ̀sán ọjọ́ Sátidé.",
     ],
+    # The first four sentences only, for the scripts the sample has no other text in.
+    "ben_Beng": [
+        "গ্রন্থাগারটি প্রতিদিন সকাল নয়টায় খোলে।",
+        "গতকাল শহরে প্রচুর বৃষ্টি হয়েছে।",
+        "আমার বোন গিটার বাজাতে শিখছে।",
+        "এ বছর কৃষকদের ফসলের জন্য আরও বেশি পানি দরকার।",
+    ],
+    "tel_Telu": [
+        "గ్రంథాలయం ప్రతి రోజు ఉదయం తొమ్మిది గంటలకు తెరుచుకుంటుంది.",
+        "నిన్న నగరంలో భారీ వర్షం కురిసింది.",
+        "మా అక్క గిటార్ వాయించడం నేర్చుకుంటోంది.",
+        "ఈ సంవత్సరం రైతులకు తమ పంటల కోసం ఎక్కువ నీరు అవసరం.",
+    ],
+    "tam_Taml": [
+        "நூலகம் தினமும் காலை ஒன்பது மணிக்குத் திறக்கும்.",
+        "நேற்று நகரில் கனமழை பெய்தது.",
+        "என் சகோதரி கிட்டார் வாசிக்கக் கற்றுக்கொள்கிறாள்.",
+        "இந்த ஆண்டு விவசாயிகளுக்கு தங்கள் பயிர்களுக்கு அதிக தண்ணீர் தேவை.",
+    ],
+    "urd_Arab": [
+        "کتب خانہ ہر صبح نو بجے کھلتا ہے۔",
+        "کل شہر میں زوردار بارش ہوئی۔",
+        "میری بہن گٹار بجانا سیکھ رہی ہے۔",
+        "اس سال کسانوں کو اپنی فصلوں کے لیے زیادہ پانی کی ضرورت ہے۔",
+    ],
+    "kan_Knda": [
+        "ಗ್ರಂಥಾಲಯವು ಪ್ರತಿದಿನ ಬೆಳಿಗ್ಗೆ ಒಂಬತ್ತು ಗಂಟೆಗೆ ತೆರೆಯುತ್ತದೆ.",
+        "ನಿನ್ನೆ ನಗರದಲ್ಲಿ ಭಾರೀ ಮಳೆಯಾಯಿತು.",
+        "ನನ್ನ ತಂಗಿ ಗಿಟಾರ್ ನುಡಿಸಲು ಕಲಿಯುತ್ತಿದ್ದಾಳೆ.",
+        "ಈ ವರ್ಷ ರೈತರಿಗೆ ತಮ್ಮ ಬೆಳೆಗಳಿಗೆ ಹೆಚ್ಚು ನೀರು ಬೇಕು.",
+    ],
 }
 
 # Flores code -> (xP3 language folder, English name of the language).
 FLORES_LANGUAGES = {
     "eng_Latn": ("en", "English"), "fra_Latn": ("fr", "French"), "spa_Latn": ("es", "Spanish"),
     "zho_Hans": ("zh", "Chinese"), "arb_Arab": ("ar", "Arabic"), "hin_Deva": ("hi", "Hindi"),
-    "swh_Latn": ("sw", "Swahili"), "yor_Latn": ("yo", "Yoruba"),
+    "swh_Latn": ("sw", "Swahili"), "yor_Latn": ("yo", "Yoruba"), "ben_Beng": ("bn", "Bengali"),
+    "tel_Telu": ("te", "Telugu"), "tam_Taml": ("ta", "Tamil"), "urd_Arab": ("ur", "Urdu"),
+    "kan_Knda": ("kn", "Kannada"),
 }
+
+# Traditional-Chinese news (XL-Sum chinese_traditional): (passage, one-sentence summary).
+ZH_HANT_ARTICLES = [
+    ("市議會週二批准一項計畫，將在未來五年內沿河種植一萬棵樹。官員表示，這些樹木可以降低夏季氣溫，"
+     "並有助於防止水災。居民從四月起可以報名參加植樹活動。",
+     "市議會批准五年計畫，沿河種植一萬棵樹。"),
+    ("肯亞的研究人員開發出一種低成本的土壤感測器，在土壤過乾時提醒農民。這個裝置會發送簡訊到農民的"
+     "手機，價格不到二十美元。",
+     "肯亞研究人員研發廉價土壤感測器，以簡訊提醒農民灌溉。"),
+]
+
+# WikiBio-style: (name, bullet facts, short biography).
+WIKI_BIO = [
+    ("Amina Njoroge", "- name: Amina Njoroge\n- birth_date: 12 March 1968\n- birth_place: Nyeri, "
+     "Kenya\n- occupation: agronomist\n- known_for: drought-resistant maize varieties",
+     "Amina Njoroge (born 12 March 1968) is a Kenyan agronomist from Nyeri, known for breeding "
+     "drought-resistant varieties of maize."),
+    ("Tomás Ferreira", "- name: Tomás Ferreira\n- birth_date: 3 June 1951\n- death_date: 9 "
+     "January 2019\n- nationality: Portuguese\n- occupation: architect, painter",
+     "Tomás Ferreira (3 June 1951 – 9 January 2019) was a Portuguese architect and painter."),
+]
+
+# XCOPA (zh): (premise, choice 1, choice 2, question, label); a held-out evaluation dataset.
+XCOPA_ZH = [
+    ("孩子哭了起来。", "他摔倒了。", "他得到了一块糖。", "cause", 0),
+    ("我打开了窗户。", "冷风吹进了房间。", "房间变得更热了。", "effect", 0),
+    ("草地湿了。", "太阳很大。", "昨晚下雨了。", "cause", 1),
+]
 
 # language -> list of (review text, stars 1-5).
 REVIEWS = {
@@ -266,24 +327,6 @@ REVIEWS = {
         ("Stopped working after two weeks. The seller never answered my emails.", 1),
         ("Decent headphones for the price, but the cable is too short.", 3),
         ("Comfortable shoes, although the colour is darker than in the photos.", 4),
-    ],
-    "fr": [
-        ("Livraison rapide et produit conforme à la description. Je recommande !", 5),
-        ("La coque s'est cassée au bout de trois jours. Très déçu.", 1),
-        ("Le livre est intéressant mais la traduction laisse à désirer.", 3),
-        ("Bonne qualité de son, un peu cher quand même.", 4),
-    ],
-    "es": [
-        ("La mochila es muy resistente y tiene muchos bolsillos. ¡Perfecta!", 5),
-        ("El cargador no funciona y la devolución es complicadísima.", 1),
-        ("Cumple su función, aunque el material parece frágil.", 3),
-        ("Buena cafetera, el café sale muy rico. Hace algo de ruido.", 4),
-    ],
-    "zh": [
-        ("物流很快，包装完好，手机壳手感很好，非常满意。", 5),
-        ("用了两天就坏了，客服也不回复，太失望了。", 1),
-        ("东西还行，就是颜色和图片有点不一样。", 3),
-        ("质量不错，性价比高，就是发货慢了点。", 4),
     ],
 }
 
