@@ -219,7 +219,34 @@ def test_packed_recipe_changes_only_the_batch_layout(size):
     assert dict(config.task_feature_lengths) == published["TASK_FEATURE_LENGTHS"]
     if size != "tiny":
       assert config.batch_size == 64
-      assert data.row_feature_lengths(config) == {"inputs": 2688, "targets": 1024}
+      assert data.row_feature_lengths(config) == {"inputs": 2944, "targets": 1024}
   finally:
     with gin.unlock_config():
       gin.clear_config()
+
+
+def test_packed_recipes_use_the_measured_row_length():
+  """gin/mt0_<size>_packed.gin's input rows are what benchmarks/packing.py chose (and recorded)."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from benchmarks import packing  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(packing.REPO, "benchmarks", "results", "packing.json")
+  with open(path) as f:
+    recorded = json.load(f)["lengths"]
+  assert recorded["chosen_input_row_length"] == packing.PACKED_INPUTS == 2944
+  assert recorded["packed"]["row_lengths"] == {"inputs": 2944, "targets": 1024}
+  assert recorded["packed"]["examples_per_64_row_step"]["mean"] >= 512
+
+
+@pytest.mark.slow  # compiles the tiny step twice
+def test_plan_compiles_packed_rows():
+  from xmtf import plan as plan_lib  # pylint: disable=g-import-not-at-top
+
+  plan = plan_lib.main(["--gin_file=gin/mt0_tiny_packed.gin", "--num_devices=4",
+                        "--gin.NUM_PARTITIONS=2"])
+  assert (plan.batch_size, plan.input_length, plan.target_length) == (4, 512, 128)
+  # int32 rows of one data shard (2 of 4): tokens, segment ids and positions of both sides,
+  # decoder inputs and loss weights.
+  assert plan.batch_bytes == 4 * 2 * (3 * 512 + 5 * 128)
+  assert "4 packed rows x 512/128 tokens" in plan_lib.format_plan(plan, 32.0)
