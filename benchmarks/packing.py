@@ -366,7 +366,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                    f"{r['examples']} | {r['step_seconds']:.2f} | "
                    f"{1000 * r['seconds_per_example']:.1f} |")
     lines += ["", f"Published / packed time per example: {c['ratio']:.2f}x (analytic FLOPs per "
-              f"example: {c['flops_ratio']:.2f}x)", ""]
+              f"example: {c.get('flops_ratio', float('nan')):.2f}x)", ""]
   return "\n".join(lines)
 
 
