@@ -31,6 +31,42 @@ class DatasetConfig:
   pack: bool = False
   use_cached: bool = False
   use_custom_packing_ops: bool = False
+  # With `pack`: the lengths of a packed row, when they differ from `task_feature_lengths`
+  # (which then only truncate each example, as without packing). None: rows of
+  # `task_feature_lengths`, as T5X and seqio pack.
+  packed_feature_lengths: Mapping[str, int] | None = None
+
+  def __post_init__(self):
+    if self.packed_feature_lengths is None:
+      return
+    if not self.pack:
+      raise ValueError(f"DatasetConfig({self.mixture_or_task_name!r}).packed_feature_lengths="
+                       f"{dict(self.packed_feature_lengths)} needs pack=True (PACK = True)")
+    packed, task = dict(self.packed_feature_lengths), dict(self.task_feature_lengths)
+    if set(packed) != set(task):
+      raise ValueError(f"DatasetConfig.packed_feature_lengths has features {sorted(packed)}, "
+                       f"task_feature_lengths {sorted(task)}: they must be the same")
+    short = {k: (packed[k], task[k]) for k in task if packed[k] < task[k]}
+    if short:
+      raise ValueError(f"DatasetConfig.packed_feature_lengths is shorter than "
+                       f"task_feature_lengths for {short} (packed, task): a packed row must "
+                       "hold the longest example")
+
+
+def row_feature_lengths(config: DatasetConfig) -> dict[str, int]:
+  """The lengths of one batch row: the packed lengths when set, else the task's."""
+  return dict(config.packed_feature_lengths or config.task_feature_lengths)
+
+
+def count_examples(batch: Mapping[str, np.ndarray]) -> int:
+  """Examples in a batch of feature-converted rows: one per row, or per segment when packed.
+
+  seqio numbers a packed row's segments 1, 2, ... in order, so a row's largest segment id is
+  the number of examples it holds.
+  """
+  if "decoder_segment_ids" not in batch:
+    return int(batch["encoder_input_tokens"].shape[0])
+  return int(np.sum(np.max(batch["decoder_segment_ids"], axis=-1)))
 
 
 def get_mixture_or_task(name: str) -> seqio.DatasetProviderBase:
@@ -47,17 +83,29 @@ def get_mixture_or_task(name: str) -> seqio.DatasetProviderBase:
   raise ValueError(f"unknown seqio mixture or task {name!r} ({len(known)} registered): {hint}")
 
 
-def get_dataset(config: DatasetConfig, shard_info: seqio.ShardInfo,
-                per_host_batch_size: int) -> tf.data.Dataset:
-  """This host's infinite stream of batches of `per_host_batch_size` rows."""
+def convert_examples(examples: tf.data.Dataset, config: DatasetConfig) -> tf.data.Dataset:
+  """Task examples (`inputs`, `targets`, already truncated) -> EncDecFeatureConverter rows.
+
+  Packed, examples are concatenated in order into rows of `row_feature_lengths` (seqio's
+  packing: `*_segment_ids`, `*_positions`, decoder inputs shifted per segment).
+  """
   converter = seqio.EncDecFeatureConverter(pack=config.pack,
                                            use_custom_packing_ops=config.use_custom_packing_ops)
-  ds = seqio.get_dataset(
-      get_mixture_or_task(config.mixture_or_task_name),
-      task_feature_lengths=dict(config.task_feature_lengths),
-      feature_converter=converter, dataset_split=config.split, use_cached=config.use_cached,
-      shuffle=config.shuffle, num_epochs=None, shard_info=shard_info, seed=config.seed,
-      verbose=False)
+  return converter(examples, row_feature_lengths(config))
+
+
+def get_dataset(config: DatasetConfig, shard_info: seqio.ShardInfo,
+                per_host_batch_size: int, num_epochs: int | None = None) -> tf.data.Dataset:
+  """This host's stream of batches of `per_host_batch_size` rows (infinite by default).
+
+  Examples are truncated to `task_feature_lengths` whatever the rows' lengths, so a packed
+  recipe sees the same (truncated) examples as the unpacked one.
+  """
+  examples = get_mixture_or_task(config.mixture_or_task_name).get_dataset(
+      dict(config.task_feature_lengths), split=config.split, use_cached=config.use_cached,
+      shuffle=config.shuffle, seed=config.seed, shard_info=shard_info, num_epochs=num_epochs,
+      trim_output_features=True)
+  ds = convert_examples(examples, config)
   return ds.batch(per_host_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

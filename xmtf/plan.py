@@ -80,6 +80,7 @@ class Plan:
   analytic_flops: float
   compile_seconds: float
   temp_method: str = "compiled at full depth"
+  packed: bool = False
 
   @property
   def peak_bytes(self) -> float:
@@ -122,6 +123,20 @@ def _partitioning_name(mesh_shape: dict[str, int], rules: Sequence[tuple[str, An
           f"{activations}, remat={remat}, microbatches={microbatches}")
 
 
+def batch_feature_lengths(lengths: dict[str, int], pack: bool) -> dict[str, int]:
+  """The features (and their lengths) of a seqio EncDecFeatureConverter batch row: packed rows
+  also carry each token's segment id and position."""
+  features = {"encoder_input_tokens": lengths["inputs"], "decoder_input_tokens": lengths["targets"],
+              "decoder_target_tokens": lengths["targets"],
+              "decoder_loss_weights": lengths["targets"]}
+  if pack:
+    features.update({"encoder_segment_ids": lengths["inputs"],
+                     "encoder_positions": lengths["inputs"],
+                     "decoder_segment_ids": lengths["targets"],
+                     "decoder_positions": lengths["targets"]})
+  return features
+
+
 def make_plan(num_devices: int, num_layers: int | None = None, compile_step: bool = True
               ) -> Plan:
   """Compiles the train step bound by the parsed gin config on the first `num_devices` devices.
@@ -133,6 +148,7 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
+  from xmtf import data  # pylint: disable=g-import-not-at-top
   from xmtf import flops  # pylint: disable=g-import-not-at-top
   from xmtf import model as model_lib  # pylint: disable=g-import-not-at-top
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
@@ -157,7 +173,7 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   microbatches = _train_binding("num_microbatches", 1) or 1
   factor = _train_binding("loss_normalizing_factor")
   data_cfg = _train_binding("train_dataset_cfg")
-  lengths = dict(data_cfg.task_feature_lengths)
+  lengths = data.row_feature_lengths(data_cfg)  # a packed row's lengths when packing
   batch_size = data_cfg.batch_size
   mesh = mesh_fn(devices=devices)
   partitioning.validate_batch_size(batch_size, mesh)
@@ -165,11 +181,8 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
                                 num_microbatches=microbatches)
   abstract = trainer.abstract_state_with_shardings()
   batch_sharding = partitioning.batch_sharding(mesh)
-  shapes = {"encoder_input_tokens": lengths["inputs"], "decoder_input_tokens": lengths["targets"],
-            "decoder_target_tokens": lengths["targets"],
-            "decoder_loss_weights": lengths["targets"]}
   batch = {name: jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=batch_sharding)
-           for name, length in shapes.items()}
+           for name, length in batch_feature_lengths(lengths, data_cfg.pack).items()}
   start = time.time()
   memory = cost = None
   if compile_step:
@@ -200,7 +213,7 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
       xla_flops_per_device=xla_flops,
       analytic_flops=flops.train_flops_per_step(full_config, batch_size, lengths["inputs"],
                                                 lengths["targets"]),
-      compile_seconds=seconds)
+      compile_seconds=seconds, packed=bool(data_cfg.pack))
 
 
 def _saved_layer_input_bytes(plan: Plan, config: Any, mesh: Any, rules: Any) -> float:
@@ -267,7 +280,8 @@ def format_plan(plan: Plan, hbm_gib: float) -> str:
       f"model         {plan.model} ({plan.num_params / 1e9:.2f}B parameters)",
       f"devices       {plan.num_devices} (mesh {plan.mesh})",
       f"partitioning  {plan.partitioning}",
-      f"batch         {plan.batch_size} x {plan.input_length}/{plan.target_length} tokens "
+      f"batch         {plan.batch_size}{' packed rows' if plan.packed else ''} x "
+      f"{plan.input_length}/{plan.target_length} tokens "
       f"= {plan.tokens_per_step:,} tokens per step (padded; per device "
       f"{plan.tokens_per_step // plan.num_devices:,})",
   ]

@@ -166,8 +166,9 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
                               output_dir=os.path.join(model_dir, "eval"), mesh=mesh, rules=rules)
   writer = _MetricsWriter(os.path.join(model_dir, "train"))
   lengths = train_dataset_cfg.task_feature_lengths
+  rows = data.row_feature_lengths(train_dataset_cfg)  # packed rows are longer than examples
   step_flops = flops.train_flops_per_step(model_config, train_dataset_cfg.batch_size,
-                                          lengths["inputs"], lengths["targets"])
+                                          rows["inputs"], rows["targets"])
   peak = peak_flops_per_device * jax.device_count() if peak_flops_per_device else None
   rng = jax.random.PRNGKey(random_seed)
 
@@ -188,7 +189,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
       host_counts["non_padding_tokens"] += float(
           np.count_nonzero(batch["encoder_input_tokens"])
           + np.count_nonzero(batch["decoder_target_tokens"])) * layout.num_shards
-      host_counts["examples"] += batch["encoder_input_tokens"].shape[0] * layout.num_shards
+      host_counts["examples"] += data.count_examples(batch) * layout.num_shards
       state, metrics = trainer.train_step(
           state, partitioning.host_local_batch_to_global(batch, mesh, layout), rng)
       step += 1

@@ -129,40 +129,52 @@ class Trainer:
 
   # -- the step ------------------------------------------------------------------------------
 
-  def _loss_and_grads(self, params: PyTree, batch: Batch, factor: Any, rng: jax.Array):
+  def _microbatch_loss_and_grads(self, params: PyTree, batch: Batch, factor: Any,
+                                 rng: jax.Array):
+    # Packed rows: the segment ids mask attention across examples. The positions are not
+    # passed: a segment is contiguous, so the row's own positions have the same differences
+    # within it, and the relative-position bias stays one [q, k] table for the whole batch
+    # instead of one per row (T5X's relative attention ignores the positions too).
     def loss_of(p):
       logits = self.model.apply(
           {"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
           batch["decoder_target_tokens"],
           encoder_segment_ids=batch.get("encoder_segment_ids"),
           decoder_segment_ids=batch.get("decoder_segment_ids"),
-          encoder_positions=batch.get("encoder_positions"),
-          decoder_positions=batch.get("decoder_positions"),
           enable_dropout=self.config.dropout_rate > 0, rngs={"dropout": rng})
       return self.loss_fn(logits, batch, loss_normalizing_factor=factor)
     (_, sums), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
     return grads, {k: sums[k] for k in _SUMMED}
 
-  def _train_step(self, state: TrainState, batch: Batch, rng: jax.Array):
-    rng = jax.random.fold_in(rng, state.step)
+  def loss_and_grads(self, params: PyTree, batch: Batch, rng: jax.Array
+                     ) -> tuple[PyTree, dict[str, jax.Array], Any]:
+    """(gradients, metric sums, normalising factor) of one batch, accumulated over the
+    microbatches. The normalisation (e.g. AVERAGE_PER_SEQUENCE's per-example weights, per
+    packed segment) is computed on the whole batch first, so the microbatches' gradients add
+    up to the whole batch's."""
     factor, weights = losses.get_loss_normalizing_factor_and_weights(
         self.loss_normalizing_factor, batch)
     batch = dict(batch, decoder_loss_weights=weights)
     if self.num_microbatches == 1:
-      grads, sums = self._loss_and_grads(state.params, batch, factor, rng)
-    else:
-      micro = _microbatches(batch, self.num_microbatches)
+      grads, sums = self._microbatch_loss_and_grads(params, batch, factor, rng)
+      return grads, sums, factor
+    micro = _microbatches(batch, self.num_microbatches)
 
-      def accumulate(carry, xs):
-        index, microbatch = xs
-        grads, sums = self._loss_and_grads(state.params, microbatch, factor,
-                                           jax.random.fold_in(rng, index))
-        return jax.tree.map(jnp.add, carry, (grads, sums)), None
+    def accumulate(carry, xs):
+      index, microbatch = xs
+      grads, sums = self._microbatch_loss_and_grads(params, microbatch, factor,
+                                                    jax.random.fold_in(rng, index))
+      return jax.tree.map(jnp.add, carry, (grads, sums)), None
 
-      zeros = jax.tree.map(jnp.zeros_like, state.params)
-      zero_sums = {k: jnp.zeros((), jnp.float32) for k in _SUMMED}
-      (grads, sums), _ = jax.lax.scan(
-          accumulate, (zeros, zero_sums), (jnp.arange(self.num_microbatches), micro))
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    zero_sums = {k: jnp.zeros((), jnp.float32) for k in _SUMMED}
+    (grads, sums), _ = jax.lax.scan(
+        accumulate, (zeros, zero_sums), (jnp.arange(self.num_microbatches), micro))
+    return grads, sums, factor
+
+  def _train_step(self, state: TrainState, batch: Batch, rng: jax.Array):
+    rng = jax.random.fold_in(rng, state.step)
+    grads, sums, factor = self.loss_and_grads(state.params, batch, rng)
     grad_norm = optim.global_norm(grads)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
