@@ -35,7 +35,8 @@ def fake_step(nonfinite_steps=()):
 
 def batches():
   while True:
-    yield {"encoder_input_tokens": np.array([[1, 2, 0]]), "decoder_target_tokens": np.array([[3, 0]])}
+    yield {"encoder_input_tokens": np.array([[1, 2, 0]]),
+           "decoder_target_tokens": np.array([[3, 0]])}
 
 
 def run(hook_list, *, start=0, steps=7, nonfinite=()):
@@ -235,6 +236,14 @@ def test_profiler_traces_its_steps(tmp_path):
   assert any(name.endswith(".xplane.pb") for name in traces), traces
   with pytest.raises(ValueError, match="first_step=0"):
     hooks.Profiler(log_dir=str(tmp_path), first_step=0)
+
+
+def test_profiler_warns_when_its_steps_are_not_in_the_run(tmp_path, caplog):
+  profiler = hooks.Profiler(log_dir=str(tmp_path / "none"), first_step=5)
+  with caplog.at_level(logging.WARNING, logger="xmtf.train"):
+    run([profiler], start=4)  # steps 5-7: the trace would start after step 4
+  assert "Profiler traced nothing: it starts after step 4" in caplog.text
+  assert not os.path.exists(tmp_path / "none")
 
 
 def test_import_callable_by_name():

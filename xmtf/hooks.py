@@ -303,10 +303,10 @@ class Profiler(Hook):
     if first_step < 1 or num_steps < 1:
       raise ValueError(f"Profiler: first_step={first_step} and num_steps={num_steps} must be "
                        ">= 1")
-    super().__init__(every=1)
+    super().__init__(every=0)  # due() picks its two steps
     self._log_dir = log_dir
     self._start, self._stop = first_step - 1, first_step + num_steps - 1
-    self._tracing = False
+    self._tracing = self._traced = False
 
   def due(self, info: StepInfo) -> bool:
     return info.step in (self._start, self._stop)
@@ -315,10 +315,16 @@ class Profiler(Hook):
     jax.block_until_ready(info.state)  # the trace holds whole steps
     if info.step == self._start:
       jax.profiler.start_trace(self._log_dir)
-      self._tracing = True
+      self._tracing = self._traced = True
       log.info("profiling steps %d to %d into %s", self._start + 1, self._stop, self._log_dir)
     elif self._tracing:
       self.close()
+
+  def on_end(self, info: EndInfo) -> None:
+    if not self._traced:
+      log.warning("Profiler traced nothing: it starts after step %d, which this run (ending at "
+                  "step %d) did not take; set Profiler.first_step within the run", self._start,
+                  info.step)
 
   def close(self) -> None:
     if self._tracing:
