@@ -15,6 +15,7 @@ import tensorflow as tf
 from xmtf import checkpoints
 from xmtf import data
 from xmtf import gin_utils
+from xmtf import hooks
 from xmtf import model as model_lib
 from xmtf import optim
 from xmtf import partitioning
@@ -113,7 +114,7 @@ def test_examples_longer_than_feature_lengths_are_counted(tmp_path, caplog):
   assert len(examples) == 3 and len(examples[0]["inputs"]) == 16  # cut, not dropped
   assert truncation.truncation_counts() == {"inputs": (1, 3), "targets": (1, 3)}
   with caplog.at_level(logging.WARNING, logger="xmtf.train"):
-    report = train._truncation_report(lengths, set())  # pylint: disable=protected-access
+    report = hooks.TruncationReport(truncation.truncation_counts, lengths)()
   assert report == {"truncated_inputs_fraction": 1 / 3, "truncated_targets_fraction": 1 / 3}
   assert "1 of 3 examples read so far (33.3%) have inputs longer than " \
          "TASK_FEATURE_LENGTHS['inputs'] = 16 and are truncated" in caplog.text

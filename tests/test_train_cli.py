@@ -77,8 +77,15 @@ def test_train_checkpoint_evaluate_resume(tmp_path):
   checkpoint_6 = os.path.join(model_dir, "checkpoint_6", "data_iterator", "metadata")
   assert json.load(open(checkpoint_6))["position"] == 6
 
-  # A second invocation with more steps resumes at step 6 and continues the metrics file.
-  train.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=9", "--gin.EVAL_PERIOD=0"))
+  # A second invocation with more steps resumes at step 6 and continues the metrics file; a
+  # hook added in gin (train.extra_hooks) profiles step 8.
+  profile_dir = str(tmp_path / "profile")
+  train.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=9", "--gin.EVAL_PERIOD=0",
+                       "--gin.train.extra_hooks=[@Profiler()]",
+                       f"--gin.Profiler.log_dir='{profile_dir}'", "--gin.Profiler.first_step=8",
+                       "--gin.Profiler.num_steps=1"))
+  assert any(name.endswith(".xplane.pb") for _, _, names in os.walk(profile_dir)
+             for name in names)
   assert [m["step"] for m in read_metrics(model_dir)] == [2, 4, 6, 8, 9]
   assert checkpoints.latest_checkpoint(model_dir).endswith("checkpoint_9")
   assert json.load(open(os.path.join(model_dir, "checkpoint_9", "data_iterator",

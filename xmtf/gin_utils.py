@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import gin
 
@@ -70,3 +70,20 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
   args = parser.parse_args(rewrite_gin_shorthand(sys.argv[1:] if argv is None else argv))
   parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
   return args
+
+
+def import_callable(name: str | Callable, parameter: str) -> Callable:
+  """`package.module.function` -> that function, imported now; a callable is returned as is.
+
+  Why by name: a gin file can name a task package's function (e.g. the xP3 truncation counts)
+  without xmtf importing that package, and the import happens after gin parsing, when the
+  package's settings are bound.
+  """
+  if callable(name):
+    return name
+  module, _, attribute = str(name).rpartition(".")
+  try:
+    return getattr(importlib.import_module(module), attribute)
+  except (ImportError, AttributeError, ValueError) as e:
+    raise ValueError(f"{parameter}={name!r}: expected 'package.module.function' that can be "
+                     f"imported ({type(e).__name__}: {e})") from e

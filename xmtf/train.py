@@ -15,86 +15,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
-import signal
 import sys
-import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Sequence
 
 import gin
 import jax
 import numpy as np
 
 from xmtf import gin_utils
+from xmtf import hooks
+from xmtf import loop
+from xmtf.hooks import NonFiniteLossError  # noqa: F401  (main() exits 3 on it)
 
 log = logging.getLogger("xmtf.train")
-
-
-class NonFiniteLossError(FloatingPointError):
-  """A step produced a non-finite loss or gradient (its update was not applied)."""
-
-
-class _Preemption:
-  """Records SIGTERM; all hosts stop at the same step (jax's preemption sync point).
-
-  The stop is bounded: the step in flight finishes (and an evaluation, if one is running),
-  then the checkpoint of that step is written and the process exits 0. Cloud TPU and spot VMs
-  allow ~30 s between SIGTERM and SIGKILL; a run whose checkpoint takes longer to write loses
-  at most the steps since its previous checkpoint, never a checkpoint (see checkpoints.py).
-  """
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-    if jax.process_count() == 1:
-      self._previous = signal.signal(signal.SIGTERM, self._on_signal)
-
-  def close(self) -> None:
-    """Gives SIGTERM back to its previous handler (train() may run inside a larger program)."""
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
-
-  def _on_signal(self, signum, frame) -> None:
-    del signum, frame
-    self.requested = True
-
-  def reached(self, step: int) -> bool:
-    if jax.process_count() == 1:
-      return self.requested
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    return multihost_utils.reached_preemption_sync_point(step)
-
-
-class _MetricsWriter:
-  """TensorBoard scalars and a JSON-lines file, written by the first process only."""
-
-  def __init__(self, directory: str):
-    self.directory = directory
-    self._enabled = jax.process_index() == 0
-    self._summary = None
-    if self._enabled:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      tf.io.gfile.makedirs(directory)
-      self._tf = tf
-      self._summary = tf.summary.create_file_writer(directory)
-
-  def write(self, step: int, scalars: Mapping[str, float]) -> None:
-    if not self._enabled:
-      return
-    with self._summary.as_default():
-      for name, value in scalars.items():
-        self._tf.summary.scalar(name, value, step=step)
-    self._summary.flush()
-    with self._tf.io.gfile.GFile(os.path.join(self.directory, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps({"step": step, **scalars}, sort_keys=True) + "\n")
-
-
-def _format_eta(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
 
 
 def _write_config(model_dir: str) -> None:
@@ -119,6 +54,8 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
           on_nonfinite: str = "stop", peak_flops_per_device: float | None = None,
           training_data_check: str | None = None,
           allow_eval_datasets_in_training: bool = False,
+          truncation_counts_fn: str | Callable | None = None,
+          extra_hooks: Sequence[loop.Hook] = (),
           on_step: Callable[[int, dict], None] | None = None) -> dict[str, float]:
   """Trains until `train_steps` (absolute, as T5X: a run from mT5's step 1,000,000 for 25,000
   steps sets 1,025,000); returns the last logged metrics.
@@ -128,6 +65,9 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   training_data_check: `module.function` (imported here by name, so the trainer depends on no
   task package) taking the mixture name and returning the tasks of datasets the evaluation
   scores; training stops with their names unless allow_eval_datasets_in_training.
+  truncation_counts_fn: `module.function` (imported by name: the trainer names no task package)
+  returning {feature: (examples truncated, examples seen)}, logged as truncated_*_fraction.
+  extra_hooks: hooks.Hook objects run after evaluation each step (e.g. [@Profiler()]).
   """
   # Heavy imports here: `--help` and gin parsing stay fast.
   from xmtf import checkpoints  # pylint: disable=g-import-not-at-top
@@ -136,13 +76,15 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
   from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
-  if on_nonfinite not in ("stop", "skip"):
-    raise ValueError(f"train.on_nonfinite={on_nonfinite!r}: expected 'stop' or 'skip'")
+  # Before the long set-up: a bad ON_NONFINITE fails at once (`batches` is made below, before
+  # any step is described).
+  nonfinite = hooks.NonFinitePolicy(on_nonfinite, every=log_period, describe=lambda: (
+      f"{train_dataset_cfg.mixture_or_task_name!r}, batch {batches.position - 1} of this host"))
   if training_data_check and not allow_eval_datasets_in_training:
     _refuse_eval_datasets(training_data_check, train_dataset_cfg.mixture_or_task_name)
   # Listen for SIGTERM before the long set-up (restore, compilation): a preemption notice
   # that arrives then stops the run after its first step instead of killing it.
-  preemption = _Preemption()
+  preemption = hooks.Preemption()
   _write_config(model_dir)
   trainer = build_trainer(model_config, optimizer, mesh_fn=mesh_fn,
                           logical_axis_rules=logical_axis_rules,
@@ -160,85 +102,37 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   batches = data.BatchIterator(
       data.get_dataset(train_dataset_cfg, layout.shard_info(), layout.per_host_batch_size),
       position)
-  evaluator = None
+  evaluation = []
   if eval_period and evaluator_cls is not None:
-    evaluator = evaluator_cls(model_config=model_config,
-                              output_dir=os.path.join(model_dir, "eval"), mesh=mesh, rules=rules)
-  writer = _MetricsWriter(os.path.join(model_dir, "train"))
+    evaluation.append(hooks.Evaluation(evaluator_cls(
+        model_config=model_config, output_dir=os.path.join(model_dir, "eval"), mesh=mesh,
+        rules=rules), every=eval_period))
   lengths = train_dataset_cfg.task_feature_lengths
   rows = data.row_feature_lengths(train_dataset_cfg)  # packed rows are longer than examples
   step_flops = flops.train_flops_per_step(model_config, train_dataset_cfg.batch_size,
                                           rows["inputs"], rows["targets"])
   peak = peak_flops_per_device * jax.device_count() if peak_flops_per_device else None
   rng = jax.random.PRNGKey(random_seed)
+  sources = [nonfinite.scalars]
+  if truncation_counts_fn:
+    sources.append(hooks.TruncationReport(
+        gin_utils.import_callable(truncation_counts_fn, "train.truncation_counts_fn"), lengths))
 
-  def save(step: int) -> None:
-    checkpointer.save(step, state.params, state.opt_state, model_config, batches.state())
+  def train_step(state, batch):
+    return trainer.train_step(
+        state, partitioning.host_local_batch_to_global(batch, mesh, layout), rng)
 
   log.info("training %s from step %d to %d on mesh %s", train_dataset_cfg.mixture_or_task_name,
            start_step, train_steps, dict(mesh.shape))
-  step, window, window_start, window_steps = start_step, None, time.time(), 0
-  host_counts = {"non_padding_tokens": 0.0, "examples": 0.0}
-  pending_finite = None  # (step, flag) of the previous step, read after the next dispatch
-  last: dict[str, float] = {}
-  nonfinite_steps = 0
-  warned_truncation: set[str] = set()
-  try:
-    while step < train_steps:
-      batch = next(batches)
-      host_counts["non_padding_tokens"] += float(
-          np.count_nonzero(batch["encoder_input_tokens"])
-          + np.count_nonzero(batch["decoder_target_tokens"])) * layout.num_shards
-      host_counts["examples"] += data.count_examples(batch) * layout.num_shards
-      state, metrics = trainer.train_step(
-          state, partitioning.host_local_batch_to_global(batch, mesh, layout), rng)
-      step += 1
-      window_steps += 1
-      if pending_finite is not None and not bool(pending_finite[1]):
-        nonfinite_steps += 1
-        _on_nonfinite(on_nonfinite, *pending_finite[0], nonfinite_steps)
-      pending_finite = ((step, f"{train_dataset_cfg.mixture_or_task_name!r}, batch "
-                                f"{batches.position - 1} of this host"), metrics.pop("finite"))
-      window = metrics if window is None else jax.tree.map(lambda a, b: a + b, window, metrics)
-      if step % log_period == 0 or step == train_steps:
-        if not bool(pending_finite[1]):
-          nonfinite_steps += 1
-          _on_nonfinite(on_nonfinite, *pending_finite[0], nonfinite_steps)
-        pending_finite = None
-        seconds = time.time() - window_start
-        window = dict(jax.device_get(window), **host_counts, nonfinite_steps=nonfinite_steps)
-        last = trainer_lib.summarize(window, seconds, window_steps, step_flops, peak)
-        last.update(_truncation_report(lengths, warned_truncation))
-        writer.write(step, last)
-        eta = (train_steps - step) / max(last["steps_per_second"], 1e-9)
-        log.info("step %d/%d loss %.4f acc %.3f %.0f tokens/s%s ETA %s", step, train_steps,
-                 last["loss"], last["accuracy"], last["non_padding_tokens_per_second"],
-                 f" mfu {last['mfu']:.1%}" if "mfu" in last else "", _format_eta(eta))
-        if on_step is not None:
-          on_step(step, last)
-        window, window_start, window_steps = None, time.time(), 0
-        host_counts = {"non_padding_tokens": 0.0, "examples": 0.0}
-      if step % checkpoint_period == 0:
-        save(step)
-      if evaluator is not None and step % eval_period == 0:
-        results = evaluator.evaluate(step, state.params)
-        log.info("eval step %d: %s", step, _headline(results))
-      if preemption.reached(step):
-        log.warning("SIGTERM: checkpointing step %d and exiting", step)
-        break
-    if pending_finite is not None and not bool(pending_finite[1]):
-      nonfinite_steps += 1
-      _on_nonfinite(on_nonfinite, *pending_finite[0], nonfinite_steps)
-    save(step)
-    if evaluator is not None and step % eval_period and not preemption.requested:
-      evaluator.evaluate(step, state.params)
-  finally:
-    checkpointer.wait()
-    checkpointer.close()
-    if evaluator is not None:
-      evaluator.close()
-    preemption.close()  # last: a SIGTERM during the final write must not cut it
-  return last
+  metrics = hooks.MetricsLogger(os.path.join(model_dir, "train"), every=log_period,
+                                num_shards=layout.num_shards, flops_per_step=step_flops,
+                                peak_flops=peak, sources=sources, callback=on_step)
+  checkpointing = hooks.Checkpointing(checkpointer, model_config, batches.state,
+                                      every=checkpoint_period)
+  loop.run(state, batches, train_step,
+           [nonfinite, metrics, checkpointing, *evaluation, *extra_hooks, preemption],
+           start_step=start_step, train_steps=train_steps)
+  return metrics.last
 
 
 def build_trainer(model_config: Any, optimizer: Any, *, mesh_fn: Callable | None = None,
@@ -293,41 +187,6 @@ def _refuse_eval_datasets(check: str, mixture_or_task_name: str) -> None:
         f"the evaluation scores ({check}): {', '.join(scored[:20])}"
         f"{' ...' if len(scored) > 20 else ''}; a zero-shot result after training on them is "
         f"not zero-shot. Set ALLOW_EVAL_DATASETS_IN_TRAINING = True to train on them anyway.")
-
-
-def _on_nonfinite(policy: str, step: int, data: str, count: int) -> None:
-  if policy == "stop":
-    raise NonFiniteLossError(
-        f"step {step}: non-finite loss, gradient or parameters (data: {data}); the update "
-        "was not applied and no checkpoint holds it. Resume from the last checkpoint with a "
-        "lower learning rate, or set ON_NONFINITE = 'skip' to drop such updates")
-  log.warning("step %d: non-finite loss, gradient or parameters (data: %s), update skipped "
-              "(%d so far)", step, data, count)
-
-
-def _truncation_report(lengths: Mapping[str, int], warned: set[str]) -> dict[str, float]:
-  """Fractions of examples cut to TASK_FEATURE_LENGTHS so far, as metrics; warns once each.
-
-  The xP3 tasks count them (xp3_tasks/truncation.py); other tasks report nothing.
-  """
-  from xp3_tasks import truncation  # pylint: disable=g-import-not-at-top
-  metrics = {}
-  for feature, (truncated, seen) in sorted(truncation.truncation_counts().items()):
-    if not seen:
-      continue
-    metrics[f"truncated_{feature}_fraction"] = truncated / seen
-    if truncated and feature not in warned:
-      warned.add(feature)
-      log.warning("%d of %d examples read so far (%.1f%%) have %s longer than "
-                  "TASK_FEATURE_LENGTHS['%s'] = %s and are truncated; the fraction is logged as "
-                  "truncated_%s_fraction", truncated, seen, 100 * truncated / seen, feature,
-                  feature, lengths.get(feature), feature)
-  return metrics
-
-
-def _headline(results: Mapping[str, float]) -> str:
-  means = {k: round(v, 2) for k, v in results.items() if k.endswith("/mean_accuracy")}
-  return json.dumps(means or {k: round(v, 4) for k, v in list(results.items())[:8]})
 
 
 def _restore_or_init(trainer, checkpointer, model_config, initial_checkpoint_path,
