@@ -64,11 +64,14 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                          batch_size: int = 32, model_size: str | None = None,
                          num_examples: int | None = None,
                          decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
+                         dtype: str | None = "float32",
                          evaluator_cls=None) -> dict[int, dict[str, float]]:
   """Evaluates the selected checkpoints; returns {step: flat metrics} and writes the report.
 
   `model_size` ('small'..'xxl') puts the paper's numbers beside ours; default: recognised from
-  the checkpoint's model config when it has an mT5 size's shape.
+  the checkpoint's model config when it has an mT5 size's shape. `dtype` is the activation dtype
+  of the scoring (float32, the paper's protocol, whatever the checkpoint was trained in; None:
+  the checkpoint's config).
   """
   # Imported after gin parsing: importing xp3_tasks registers tasks with the bound vocabulary.
   from xmtf import evaluation  # pylint: disable=g-import-not-at-top
@@ -86,7 +89,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
           model_config=config, mixture_or_task_name=mixture_or_task_name, output_dir=output_dir,
           feature_lengths=feature_lengths or eval_tasks.EVAL_TASK_FEATURE_LENGTHS,
           batch_size=batch_size, decode_options=decode_options, num_examples=num_examples,
-          model_size=size)
+          model_size=size, dtype=dtype)
       params = evaluator.fns.place_params(params)
     else:
       params = evaluator.fns.place_params(params)
