@@ -11,8 +11,10 @@ evaluation mixture, and write the report (T5X's eval.py flags; gin file `runs/ev
 
 Writes under EVAL_OUTPUT_DIR: `step_<step>/<task>.json` (accuracy and per-example scores),
 `step_<step>/summary.json`, `metrics.jsonl`, TensorBoard events, and the report of the latest
-step: `table.md`, `table.csv`, `accuracy_by_language.png`, plus
-`accuracy_over_checkpoints.png` when several checkpoints were evaluated.
+step: `table.md`, `table.csv`, `accuracy_by_language.png`, plus, when several checkpoints were
+evaluated, the checkpoint selection: `checkpoints.md` / `checkpoints.csv` (each headline entry per
+checkpoint, their mean, the best checkpoint by that mean: the paper's rule for mT0-xxl) and
+`accuracy_over_checkpoints.png`; the best checkpoint's path is printed.
 """
 from __future__ import annotations
 
@@ -106,6 +108,11 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                                 evaluator.model_size)
     for name, path in paths.items():
       print(f"{name}: {path}")
+    if len(accuracies) > 1:
+      selection = report.select_checkpoint({s: a for s, a in accuracies.items() if a})
+      print(f"best checkpoint: step {selection.best_step} (mean held-out accuracy "
+            f"{selection.mean_by_step[selection.best_step]:.2f}): "
+            f"{dict(selected)[selection.best_step]}", flush=True)
   return results
 
 
