@@ -45,7 +45,7 @@ def setting(name: str, default: str | None = None) -> str | None:
   """Gin macro `name` if bound, else environment variable `name`, else `default`."""
   try:
     value = gin.query_parameter(f"%{name}")
-  except ValueError:
+  except (ValueError, NameError):  # NameError: an unknown macro under dynamic_registration
     value = os.environ.get(name, default)
   if value is not None and not isinstance(value, str):
     raise TypeError(f"setting {name} must be a string, got {value!r}")
