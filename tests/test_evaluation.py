@@ -71,8 +71,78 @@ def test_evaluator_metrics_follow_scores(model_dir, mixture, tmp_path):
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
 
 
+def test_scores_equal_the_per_row_seqio_path_and_float32_is_the_default(model_dir, mixture,
+                                                                         tmp_path):
+  """The grouped, bucketed scoring gives every row the score of seqio.Evaluator feeding each row
+  at the full 128/32 lengths to ModelFns.score (the previous path, as T5X scores), and the same
+  accuracies; a bfloat16-trained config is scored in float32 unless dtype=None."""
+  import dataclasses
+  import seqio
+  from xmtf import evaluation
+  from xmtf import model_fns
+
+  params, config = checkpoints.load_params(model_dir)
+  lengths = {"inputs": 128, "targets": 32}
+  old = seqio.Evaluator(mixture, feature_converter=seqio.EncDecFeatureConverter(pack=False),
+                        eval_split="validation", sequence_length=lengths, logger_cls=())
+  fns = model_fns.ModelFns(config)
+  placed = fns.place_params(params)
+
+  def score_fn(ds, model_feature_shapes=None):
+    del model_feature_shapes
+    out = []
+    for indices, features in ds.batch(8).as_numpy_iterator():
+      scores = fns.score(placed, {k: features[k] for k in model_fns.SCORE_FEATURES})
+      out.extend(zip(indices.tolist(), scores.tolist()))
+    return out
+
+  future, outputs = old.evaluate(compute_metrics=True, step=0, score_fn=score_fn,
+                                 predict_fn=lambda ds, model_feature_shapes=None: [])
+  old_metrics = future.result()
+  bf16 = dataclasses.replace(config, dtype="bfloat16")
+  results = {}
+  for name, cfg, dtype in (("float32", config, "float32"), ("bf16_trained", bf16, "float32"),
+                           ("bf16_scored", bf16, None)):
+    evaluator = evaluation.Evaluator(cfg, mixture, output_dir=str(tmp_path / name), batch_size=8,
+                                     feature_lengths=lengths, dtype=dtype)
+    assert evaluator.fns.config.dtype == (dtype or "bfloat16")
+    flat = evaluator.evaluate(1, evaluator.fns.place_params(params))
+    evaluator.close()
+    results[name] = flat
+  assert evaluator.plan.shapes == [(64, 32), (128, 32)]  # inputs bucketed by length
+  for task in TASKS:
+    record = json.load(open(tmp_path / "float32" / "step_1" / f"{task}.json"))
+    new = np.asarray([r["score"] for r in record["examples"]])
+    seqio_scores = np.asarray(outputs[task][seqio.metrics.ModelOutputType.SCORE])
+    np.testing.assert_allclose(new, seqio_scores, rtol=1e-6, atol=1e-5)
+    assert results["float32"][f"{task}/accuracy"] == pytest.approx(
+        old_metrics[task]["accuracy"].value if hasattr(old_metrics[task]["accuracy"], "value")
+        else old_metrics[task]["accuracy"])
+    bf16_record = json.load(open(tmp_path / "bf16_trained" / "step_1" / f"{task}.json"))
+    assert [r["score"] for r in bf16_record["examples"]] == new.tolist()
+  low = [r["score"] for r in json.load(open(
+      tmp_path / "bf16_scored" / "step_1" / f"{TASKS[0]}.json"))["examples"]]
+  assert np.abs(np.asarray(low) - json.load(open(
+      tmp_path / "float32" / "step_1" / f"{TASKS[0]}.json"))["examples"][0]["score"]).max() > 0
+
+
+def test_checkpoint_selection_picks_the_best_mean_of_headline_entries():
+  from xmtf import report
+
+  acc = lambda a, b: {"xcopa_zh_best_option": a, "xcopa_zh_plausible_alternatives": a,
+                      "xwinograd_jp_replace": b}
+  selection = report.select_checkpoint({30: acc(60.0, 50.0), 10: acc(50.0, 40.0),
+                                        20: acc(70.0, 40.0)})
+  assert selection.entries == ("xcopa", "xwinograd")
+  assert selection.mean_by_step == {10: 45.0, 20: 55.0, 30: 55.0}
+  assert selection.best_step == 20  # a tie goes to the earlier checkpoint
+  table = report.selection_markdown(selection)
+  assert "Best checkpoint: step 20" in table and "| **20** | **70.00** | **40.00** | **55.00** |" \
+      in table
+
+
 @pytest.mark.slow
-def test_eval_cli_writes_table_csv_json_and_plots(model_dir, mixture, tmp_path):
+def test_eval_cli_writes_table_csv_json_and_plots(model_dir, mixture, tmp_path, capsys):
   out = tmp_path / "eval"
   eval_lib.main([
       "--gin_file=runs/eval.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
@@ -92,6 +162,17 @@ def test_eval_cli_writes_table_csv_json_and_plots(model_dir, mixture, tmp_path):
   assert any(line.startswith("xwinograd,jp,ja,") for line in csv_lines)
   assert any(line.startswith("xcopa,mean,") for line in csv_lines)
   assert (out / "accuracy_by_language.png").read_bytes()[:4] == b"\x89PNG"
+  # Checkpoint selection over both checkpoints: the step with the best mean headline accuracy.
+  summaries = {s: json.load(open(out / f"step_{s}" / "summary.json"))["metrics"] for s in (10, 20)}
+  means = {s: np.mean([m["xcopa/mean_accuracy"], m["xwinograd/mean_accuracy"]])
+           for s, m in summaries.items()}
+  best = max(sorted(means), key=lambda s: (means[s], -s))
+  selection = (out / "checkpoints.md").read_text()
+  assert f"Best checkpoint: step {best}" in selection and "| step | xcopa | xwinograd | mean |" \
+      in selection
+  csv_rows = (out / "checkpoints.csv").read_text().splitlines()
+  assert csv_rows[0] == "step,xcopa,xwinograd,mean,best" and len(csv_rows) == 3
+  assert f"best checkpoint: step {best}" in capsys.readouterr().out
 
 
 def test_list_checkpoints(model_dir):

@@ -8,6 +8,7 @@ import pytest
 
 from xmtf import model_fns
 from xmtf import partitioning
+from xmtf import scoring
 from xp3_tasks import metrics
 
 torch = pytest.importorskip("torch")
@@ -103,3 +104,66 @@ def test_score_rejects_incomplete_and_packed_batches():
   packed = dict(_model_batch(_rank_classification_rows()), decoder_segment_ids=np.ones((18, 6)))
   with pytest.raises(ValueError, match="packed"):
     fns.score({}, packed)
+
+
+def _plan_scores(fns, params, plan):
+  scores = np.zeros(plan.num_rows, np.float32)
+  for batch in plan:
+    out = np.asarray(fns.score_grouped(params, batch.features()))
+    scores[batch.rows[batch.rows >= 0]] = out[batch.rows >= 0]
+  return scores
+
+
+def _unpadded(batch, feature):
+  return [row[row > 0] for row in batch[feature]]
+
+
+def test_plan_groups_choices_buckets_lengths_and_covers_every_row_once():
+  batch = _rank_classification_rows(seed=4, examples=7)
+  plan = scoring.ScoringPlan(_unpadded(batch, "encoder_input_tokens"),
+                             _unpadded(batch, "decoder_target_tokens"), rows_per_batch=8)
+  assert plan.num_examples == 7 and plan.num_rows == 21
+  assert plan.rows_per_batch == 8 and plan.examples_per_batch == 3  # 8 rows / 3 choices
+  seen = []
+  for b in plan:
+    assert b.encoder_input_tokens.shape[0] == 3 and b.decoder_target_tokens.shape[0] == 8
+    assert (b.encoder_input_tokens.shape[1], b.decoder_target_tokens.shape[1]) in plan.shapes
+    seen += b.rows[b.rows >= 0].tolist()
+    # every row reads its own example's input
+    for r, slot in zip(b.rows, b.row_example):
+      if r >= 0:
+        want = batch["encoder_input_tokens"][r]
+        want = want[want > 0]
+        np.testing.assert_array_equal(b.encoder_input_tokens[slot][:len(want)], want)
+        assert not b.encoder_input_tokens[slot][len(want):].any()
+  assert sorted(seen) == list(range(21))
+  assert all(li in (8, 16) and lt == 8 for li, lt in plan.shapes)
+  assert [scoring.length_bucket(n, 512) for n in (1, 8, 9, 241, 512, 600)] == [8, 8, 16, 256,
+                                                                                 512, 600]
+  assert scoring.length_bucket(300, 500) == 500
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_grouped_scores_equal_per_row_scores_and_hf(sharded):
+  """One encoder pass per example gives each choice's per-row score (1e-5) and HF's
+  log-likelihood (1e-4), so accuracies are the same."""
+  model = _hf_mt5(seed=5)
+  config = hf.t5config_from_hf(model.config, dtype="float32")
+  params = hf.hf_state_dict_to_params(model.state_dict(), config)
+  batch = _rank_classification_rows(seed=6, examples=9)
+  single = model_fns.ModelFns(config)
+  per_row = single.score(jax.tree.map(jnp.asarray, params), _model_batch(batch))
+  fns = (model_fns.ModelFns(config, mesh=partitioning.create_mesh(num_partitions=2)) if sharded
+         else single)
+  plan = scoring.ScoringPlan(_unpadded(batch, "encoder_input_tokens"),
+                             _unpadded(batch, "decoder_target_tokens"), rows_per_batch=8,
+                             multiple=fns.rows_multiple())
+  grouped = _plan_scores(fns, fns.place_params(params), plan)
+  # Scores of ~-80 have a float32 spacing of 7.6e-6: 1e-5 absolute is about one rounding step.
+  np.testing.assert_allclose(grouped, per_row, rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(grouped, _hf_choice_loglik(model, batch), rtol=0, atol=1e-4)
+  accuracy = lambda s: metrics.prompt_accuracy(batch["example"], batch["choice"],
+                                               batch["is_correct"], s)
+  assert accuracy(grouped) == accuracy(per_row)
+  with pytest.raises(ValueError, match="row_example"):
+    fns.score_grouped({}, _model_batch(batch))

@@ -11,8 +11,10 @@ evaluation mixture, and write the report (T5X's eval.py flags; gin file `runs/ev
 
 Writes under EVAL_OUTPUT_DIR: `step_<step>/<task>.json` (accuracy and per-example scores),
 `step_<step>/summary.json`, `metrics.jsonl`, TensorBoard events, and the report of the latest
-step: `table.md`, `table.csv`, `accuracy_by_language.png`, plus
-`accuracy_over_checkpoints.png` when several checkpoints were evaluated.
+step: `table.md`, `table.csv`, `accuracy_by_language.png`, plus, when several checkpoints were
+evaluated, the checkpoint selection: `checkpoints.md` / `checkpoints.csv` (each headline entry per
+checkpoint, their mean, the best checkpoint by that mean: the paper's rule for mT0-xxl) and
+`accuracy_over_checkpoints.png`; the best checkpoint's path is printed.
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                          num_examples: int | None = None,
                          decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
                          model_config_overrides: Mapping[str, object] | None = None,
+                         dtype: str | None = "float32",
                          evaluator_cls=None) -> dict[int, dict[str, float]]:
   """Evaluates the selected checkpoints; returns {step: flat metrics} and writes the report.
 
@@ -65,6 +68,8 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
   the checkpoint's model config when it has an mT5 size's shape. `model_config_overrides`:
   T5Config fields replacing the checkpoint's; T5X checkpoints carry no configuration, theirs is
   inferred with bfloat16 activations, so give {'dtype': 'float32'} for a float32 model.
+  `dtype` is the activation dtype of the scoring (float32, the paper's protocol, whatever the
+  checkpoint was trained in; None: the checkpoint's config).
   """
   # Imported after gin parsing: importing xp3_tasks registers tasks with the bound vocabulary.
   from xmtf import evaluation  # pylint: disable=g-import-not-at-top
@@ -82,7 +87,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
           model_config=config, mixture_or_task_name=mixture_or_task_name, output_dir=output_dir,
           feature_lengths=feature_lengths or eval_tasks.EVAL_TASK_FEATURE_LENGTHS,
           batch_size=batch_size, decode_options=decode_options, num_examples=num_examples,
-          model_size=size)
+          model_size=size, dtype=dtype)
       params = evaluator.fns.place_params(params)
     else:
       params = evaluator.fns.place_params(params)
@@ -99,6 +104,11 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                                 evaluator.model_size)
     for name, path in paths.items():
       print(f"{name}: {path}")
+    if len(accuracies) > 1:
+      selection = report.select_checkpoint({s: a for s, a in accuracies.items() if a})
+      print(f"best checkpoint: step {selection.best_step} (mean held-out accuracy "
+            f"{selection.mean_by_step[selection.best_step]:.2f}): "
+            f"{dict(selected)[selection.best_step]}", flush=True)
   return results
 
 

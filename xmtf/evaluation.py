@@ -1,12 +1,17 @@
 """Evaluation over a SeqIO task or mixture: what the trainer runs every EVAL_PERIOD steps and what
 `python -m xmtf.eval` runs per checkpoint.
 
-A `seqio.Evaluator` reads the tasks once (cached in memory); rank-classification tasks (their
-metrics take scores) are scored with `model_fns.ModelFns.score`, generative tasks decoded with
-`ModelFns.predict`. Only the model calls need the params and block the caller; seqio computes
-metrics in its own thread, and everything written (TensorBoard scalars, JSON of metrics and of
-every example's score or prediction) goes to a writer thread, so training resumes as soon as the
-numbers exist.
+Tasks whose metrics take scores (rank classification) are scored with `ModelFns.score_grouped`
+on one `scoring.ScoringPlan` built over the rows of all tasks: each example's input is encoded once
+for all its answer choices, batches have fixed shapes whose lengths are bucketed to powers of two
+(a handful of compilations per evaluation, none per task or leftover batch), and batches are
+dispatched before earlier ones are read back. Tasks with prediction metrics are decoded with
+`ModelFns.predict`. Scoring runs in `dtype` (float32 by default, whatever the training dtype: the
+paper scored in float32). Reading and tokenising the tasks starts in a background thread when the
+evaluator is built, and everything written (TensorBoard scalars, JSON of metrics and of every
+example's score or prediction) goes to a writer thread, so training resumes as soon as the numbers
+exist. Metrics are the tasks' own seqio metric functions on their postprocessed targets, as
+`seqio.Evaluator` computes them.
 
 Returned metrics (flat, for the trainer's logs): `<task>/<metric>`, and for the paper's
 evaluation tasks `<dataset>/<config>/median_accuracy` (median over prompts) and
@@ -18,6 +23,7 @@ step), `step_<step>/<task>.json` (metrics + per-example rows) and `step_<step>/s
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +40,7 @@ from xmtf import data
 from xmtf import decoding
 from xmtf import model as model_lib
 from xmtf import model_fns
+from xmtf import scoring
 
 PyTree = Any
 DEFAULT_FEATURE_LENGTHS = {"inputs": 512, "targets": 128}  # the paper's mT0 evaluation
@@ -71,6 +78,16 @@ def aggregate(task_metrics: Mapping[str, Mapping[str, Any]], model_size: str | N
   return flat
 
 
+@dataclasses.dataclass
+class _Prepared:
+  """What the background thread reads once: every task's examples (seqio task features, numpy),
+  postprocessed targets, and the scoring plan over all score tasks' rows."""
+  examples: dict[str, list[dict[str, Any]]]
+  targets: dict[str, list[Any]]
+  plan: scoring.ScoringPlan | None
+  plan_rows: dict[str, tuple[int, int]]   # score task -> [start, stop) of its rows in the plan
+
+
 @gin.configurable
 class Evaluator:
   """Evaluates params on every task of `mixture_or_task_name`: `evaluate(step, params) -> dict`.
@@ -80,13 +97,16 @@ class Evaluator:
     mixture_or_task_name: a registered seqio task or mixture (e.g. 'xp3_eval_sample').
     output_dir: where summaries and JSON go (None: nothing is written).
     feature_lengths: truncation lengths ('inputs', 'targets'); None: each task's longest.
-    batch_size: rows per model call (padded to the data-parallel size).
+    batch_size: decoder rows (answer choices) per model call, padded to the data-parallel size.
     mesh, rules: the trainer's mesh and logical axis rules (None: one device).
     decode_options: decoding for generative tasks.
     length_normalize: divide scores by the target length (the paper does not).
     num_examples: cap per task (None: all).
     model_size: mT0 size for paper numbers in the aggregation ('small'..'xxl'), if known.
     write_examples: write per-example rows to `step_<step>/<task>.json`.
+    use_cached: read the tasks from seqio's cache.
+    dtype: activation dtype of the evaluation ('float32': the paper's protocol, whatever the
+      training dtype; None: the model config's).
   """
 
   def __init__(self, model_config: model_lib.T5Config, mixture_or_task_name: str = gin.REQUIRED,
@@ -96,9 +116,11 @@ class Evaluator:
                decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
                length_normalize: bool = False, num_examples: int | None = None,
                model_size: str | None = None, write_examples: bool = True,
-               use_cached: bool = False):
+               use_cached: bool = False, dtype: str | None = "float32"):
     if batch_size < 1:
       raise ValueError(f"Evaluator.batch_size must be >= 1, got {batch_size}")
+    if dtype is not None:
+      model_config = dataclasses.replace(model_config, dtype=dtype)  # validates the name
     self.fns = model_fns.ModelFns(model_config, mesh=mesh, rules=rules)
     self.batch_size = batch_size
     self.decode_options = decode_options
@@ -106,64 +128,132 @@ class Evaluator:
     self.model_size = model_size
     self.output_dir = output_dir
     self.write_examples = write_examples
-    data.get_mixture_or_task(mixture_or_task_name)  # an unknown name gets close names
-    self._seqio = seqio.Evaluator(
-        mixture_or_task_name, feature_converter=seqio.EncDecFeatureConverter(pack=False),
-        eval_split="validation", use_cached=use_cached,
-        sequence_length=dict(feature_lengths) if feature_lengths else None,
-        num_examples=num_examples, logger_cls=(), async_compute_metrics=True)
+    self._feature_lengths = dict(feature_lengths) if feature_lengths else None
+    self._num_examples = num_examples
+    self._use_cached = use_cached
+    provider = data.get_mixture_or_task(mixture_or_task_name)  # an unknown name: close names
+    self._tasks = _eval_tasks(provider, mixture_or_task_name)
     self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    self._prepared_future = self._reader.submit(self._prepare)
     self._pending: list[concurrent.futures.Future] = []
     self._summary_writer = None
     self.history: dict[int, dict[str, float]] = {}
 
   @property
   def task_names(self) -> list[str]:
-    return [task.name for task in self._seqio.eval_tasks]
+    return [task.name for task in self._tasks]
 
-  # -- model calls (seqio's score_fn / predict_fn) -------------------------------------------
+  @property
+  def plan(self) -> scoring.ScoringPlan | None:
+    """The scoring plan over all score tasks' rows (waits for the reading to finish)."""
+    return self._prepared().plan
 
-  def _batches(self, ds: tf.data.Dataset):
-    for indices, features in ds.batch(self.batch_size).as_numpy_iterator():
-      yield indices, features
+  # -- reading (background thread) -----------------------------------------------------------
 
-  def _score_fn(self, params: PyTree):
-    def score_fn(ds, model_feature_shapes=None):
-      del model_feature_shapes
-      out = []
-      for indices, features in self._batches(ds):
-        batch = {k: features[k] for k in model_fns.SCORE_FEATURES}
-        if "decoder_loss_weights" in features:
-          batch["decoder_loss_weights"] = features["decoder_loss_weights"]
-        scores = self.fns.score(params, batch, self.length_normalize)
-        out.extend(zip(indices.tolist(), scores.tolist()))
-      return out
-    return score_fn
+  def _prepared(self) -> _Prepared:
+    return self._prepared_future.result()
 
-  def _predict_fn(self, params: PyTree):
-    eos = self.decode_options.eos_id
+  def _read_tasks(self) -> dict[str, list[dict[str, Any]]]:
+    """Every task's examples. The tasks' pipelines are chained into one per element structure
+    and read through one iterator with tf.data's graph rewrites off: building and optimising an
+    iterator per task cost more than reading the bundled samples."""
+    by_spec: dict[str, list[tuple[int, tf.data.Dataset]]] = {}
+    for i, task in enumerate(self._tasks):
+      ds = task.get_dataset(sequence_length=self._feature_lengths, split=EVAL_SPLIT,
+                            shuffle=False, num_epochs=1, use_cached=self._use_cached)
+      if self._num_examples:
+        ds = ds.take(self._num_examples)
+      indexed = tf.data.Dataset.zip(tf.data.Dataset.from_tensors(np.int64(i)).repeat(), ds)
+      by_spec.setdefault(repr(indexed.element_spec), []).append((i, indexed))
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.autotune.enabled = False
+    examples: dict[str, list[dict[str, Any]]] = {task.name: [] for task in self._tasks}
+    for members in by_spec.values():
+      chained = members[0][1]
+      for _, ds in members[1:]:
+        chained = chained.concatenate(ds)
+      for i, ex in chained.with_options(options).as_numpy_iterator():
+        examples[self._tasks[i].name].append(ex)
+    return examples
 
-    def predict_fn(ds, model_feature_shapes=None):
-      del model_feature_shapes
-      out = []
-      for indices, features in self._batches(ds):
-        tokens, _ = self.fns.predict(params, {"encoder_input_tokens":
-                                              features["encoder_input_tokens"]},
-                                     self.decode_options)
-        out.extend((i, model_fns.strip_after_eos(t, eos)) for i, t in zip(indices.tolist(),
-                                                                          tokens[:, 0]))
-      return out
-    return predict_fn
+  def _prepare(self) -> _Prepared:
+    examples, targets, plan_rows, inputs, choices = self._read_tasks(), {}, {}, [], []
+    for task in self._tasks:
+      rows = examples[task.name]
+      if not rows:
+        raise ValueError(f"evaluation task {task.name}: no {EVAL_SPLIT} examples")
+      targets[task.name] = [task.postprocess_fn(_target_text(task, ex), example=ex,
+                                                is_target=True) for ex in rows]
+      if task.score_metric_fns:
+        plan_rows[task.name] = (len(inputs), len(inputs) + len(rows))
+        inputs.extend(ex["inputs"] for ex in rows)
+        choices.extend(ex["targets"] for ex in rows)
+    lengths = self._feature_lengths or {}
+    plan = scoring.ScoringPlan(
+        inputs, choices, self.batch_size, multiple=self.fns.rows_multiple(),
+        max_input_length=lengths.get("inputs"), max_target_length=lengths.get("targets")
+    ) if inputs else None
+    if plan is not None:
+      logging.info("evaluation plan: %d rows of %d inputs in %d batches of %d inputs x %d rows; "
+                   "shapes (input, target length) %s", plan.num_rows, plan.num_examples,
+                   len(plan), plan.examples_per_batch, plan.rows_per_batch, plan.shapes)
+    return _Prepared(examples, targets, plan, plan_rows)
+
+  # -- model calls ---------------------------------------------------------------------------
+
+  def _score(self, params: PyTree, plan: scoring.ScoringPlan) -> np.ndarray:
+    """Every plan row's score; all batches are dispatched before the first is read back."""
+    dispatched = [(batch.rows, self.fns.score_grouped(params, batch.features(),
+                                                       self.length_normalize))
+                  for batch in plan]
+    scores = np.zeros((plan.num_rows,), np.float32)
+    for rows, out in dispatched:
+      keep = rows >= 0
+      scores[rows[keep]] = np.asarray(out)[keep]
+    return scores
+
+  def _predict(self, params: PyTree, rows: list[dict[str, Any]]) -> list[list[int]]:
+    """Decoded token ids (up to EOS) of every row's inputs, in padded fixed-size batches."""
+    limit = (self._feature_lengths or {}).get("inputs")
+    length = scoring.length_bucket(max(len(ex["inputs"]) for ex in rows), limit)
+    out = []
+    for start in range(0, len(rows), self.batch_size):
+      chunk = rows[start:start + self.batch_size]
+      tokens = np.zeros((self.batch_size, length), np.int32)
+      for i, ex in enumerate(chunk):
+        tokens[i, :len(ex["inputs"])] = ex["inputs"]
+      decoded, _ = self.fns.predict(params, {"encoder_input_tokens": tokens}, self.decode_options)
+      out.extend(model_fns.strip_after_eos(t, self.decode_options.eos_id)
+                 for t in decoded[:len(chunk), 0])
+    return out
 
   # -- the trainer's entry point -------------------------------------------------------------
 
   def evaluate(self, step: int, params: PyTree) -> dict[str, float]:
     """Scores/decodes every task with `params`, returns flat metrics; writing happens behind."""
-    future, outputs = self._seqio.evaluate(compute_metrics=True, step=step,
-                                           score_fn=self._score_fn(params),
-                                           predict_fn=self._predict_fn(params))
-    task_metrics = {task: {k: _plain(v) for k, v in values.items()}
-                    for task, values in future.result().items()}
+    prepared = self._prepared()
+    all_scores = self._score(params, prepared.plan) if prepared.plan is not None else None
+    task_metrics, outputs = {}, {}
+    for task in self._tasks:
+      rows, targets = prepared.examples[task.name], prepared.targets[task.name]
+      values, output = {}, {}
+      if task.score_metric_fns:
+        start, stop = prepared.plan_rows[task.name]
+        output["scores"] = all_scores[start:stop]
+        for metric_fn in task.score_metric_fns:
+          values.update(metric_fn(targets=targets, scores=output["scores"]))
+      if task.predict_metric_fns:
+        vocabulary = task.output_features["targets"].vocabulary
+        output["tokens"] = self._predict(params, rows)
+        texts = [vocabulary.decode(t) for t in output["tokens"]]
+        predictions = [task.postprocess_fn(t, example=ex, is_target=False)
+                       for t, ex in zip(texts, rows)]
+        for metric_fn in task.predict_metric_fns:
+          values.update(metric_fn(targets=targets, predictions=predictions))
+      task_metrics[task.name] = {k: _plain(v) for k, v in values.items()}
+      outputs[task.name] = output
     flat = aggregate(task_metrics, self.model_size)
     self.history[step] = flat
     if self.output_dir and jax.process_index() == 0:
@@ -179,13 +269,14 @@ class Evaluator:
   def close(self) -> None:
     self.wait()
     self._writer.shutdown(wait=True)
+    self._reader.shutdown(wait=True)
     if self._summary_writer is not None:
       self._summary_writer.close()
 
   # -- writing (writer thread) ---------------------------------------------------------------
 
   def _write(self, step: int, task_metrics: Mapping[str, Mapping[str, Any]],
-             flat: Mapping[str, float], outputs: Mapping[str, Any]) -> None:
+             flat: Mapping[str, float], outputs: Mapping[str, Mapping[str, Any]]) -> None:
     tf.io.gfile.makedirs(self.output_dir)
     if self._summary_writer is None:
       self._summary_writer = tf.summary.create_file_writer(self.output_dir)
@@ -201,12 +292,14 @@ class Evaluator:
       f.write(json.dumps({"step": step, **flat}, sort_keys=True) + "\n")
     step_dir = os.path.join(self.output_dir, f"step_{step}")
     tf.io.gfile.makedirs(step_dir)
-    for task in self._seqio.eval_tasks:
+    prepared = self._prepared()
+    for task in self._tasks:
       record = {"task": task.name, "step": step,
                 "metrics": {k: v for k, v in task_metrics.get(task.name, {}).items()
                             if isinstance(v, (int, float, str))}}
       if self.write_examples:
-        record["examples"] = self._example_rows(task, outputs.get(task.name, {}))
+        record["examples"] = _example_rows(task, prepared.examples[task.name],
+                                           outputs.get(task.name, {}))
       with tf.io.gfile.GFile(os.path.join(step_dir, f"{task.name}.json"), "w") as f:
         json.dump(record, f, ensure_ascii=False, indent=1)
     with tf.io.gfile.GFile(os.path.join(step_dir, "summary.json"), "w") as f:
@@ -215,24 +308,51 @@ class Evaluator:
                            for t, m in task_metrics.items()}}, f, indent=1, sort_keys=True)
     logging.info("evaluation of step %d written to %s", step, step_dir)
 
-  def _example_rows(self, task: seqio.Task, task_output: Mapping[Any, Any]) -> list[dict]:
-    """One dict per dataset row: text, ids, and the model's score and/or decoded prediction."""
-    scores = task_output.get(seqio.metrics.ModelOutputType.SCORE)
-    predictions = task_output.get(seqio.metrics.ModelOutputType.PREDICTION)
-    vocabulary = task.output_features["targets"].vocabulary
-    rows = []
-    dataset = self._seqio.cached_task_datasets[task.name]
-    for i, ex in enumerate(dataset.as_numpy_iterator()):
-      row = {}
-      for key in ("inputs_pretokenized", "targets_pretokenized"):
-        if key in ex:
-          row[key.replace("_pretokenized", "")] = ex[key].decode("utf-8", "replace")
-      for key in ("idx", "is_correct", "example_index"):
-        if key in ex:
-          row[key] = np.asarray(ex[key]).tolist()
-      if scores is not None:
-        row["score"] = float(np.sum(scores[i]))
-      if predictions is not None:
-        row["prediction"] = vocabulary.decode([int(t) for t in predictions[i]])
-      rows.append(row)
-    return rows
+
+EVAL_SPLIT = "validation"
+
+
+def _eval_tasks(provider: seqio.DatasetProviderBase, name: str) -> list[seqio.Task]:
+  """The tasks of `provider` that have a validation split and score or prediction metrics."""
+  tasks = []
+  for task in seqio.get_subtasks(provider):
+    if EVAL_SPLIT not in task.splits or not (task.score_metric_fns or task.predict_metric_fns):
+      logging.info("task %s: no %s split or no score/predict metrics; not evaluated", task.name,
+                   EVAL_SPLIT)
+      continue
+    if task.predict_with_aux_metric_fns:
+      raise ValueError(f"evaluation task {task.name}: metrics with auxiliary values "
+                       "(predict_with_aux_metric_fns) are not supported")
+    tasks.append(task)
+  if not tasks:
+    raise ValueError(f"{name}: no task with a {EVAL_SPLIT!r} split and metric functions")
+  return tasks
+
+
+def _target_text(task: seqio.Task, example: Mapping[str, Any]) -> str:
+  """The target as seqio's metrics see it: the pretokenized string, else the decoded ids."""
+  text = example.get("targets_pretokenized")
+  if text is None:
+    text = task.output_features["targets"].vocabulary.decode([int(t) for t in example["targets"]])
+  return text.decode("utf-8") if isinstance(text, bytes) else text
+
+
+def _example_rows(task: seqio.Task, examples: list[dict[str, Any]],
+                  output: Mapping[str, Any]) -> list[dict]:
+  """One dict per dataset row: text, ids, and the model's score and/or decoded prediction."""
+  vocabulary = task.output_features["targets"].vocabulary
+  rows = []
+  for i, ex in enumerate(examples):
+    row = {}
+    for key in ("inputs_pretokenized", "targets_pretokenized"):
+      if key in ex:
+        row[key.replace("_pretokenized", "")] = ex[key].decode("utf-8", "replace")
+    for key in ("idx", "is_correct", "example_index"):
+      if key in ex:
+        row[key] = np.asarray(ex[key]).tolist()
+    if "scores" in output:
+      row["score"] = float(output["scores"][i])
+    if "tokens" in output:
+      row["prediction"] = vocabulary.decode(output["tokens"][i])
+    rows.append(row)
+  return rows

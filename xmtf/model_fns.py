@@ -30,6 +30,20 @@ PyTree = Any
 SCORE_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens")
 
 
+def _target_log_likelihood(logits: Array, targets: Array, weights: Array | None,
+                           length_normalize: bool) -> Array:
+  """Per-row sum (or mean) of the targets' float32 log-probabilities under `logits`."""
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  token_log_probs = jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32),
+                                        axis=-1)[..., 0]
+  weights = (targets > 0) if weights is None else weights
+  weights = weights.astype(jnp.float32)
+  total = jnp.sum(token_log_probs * weights, axis=-1)
+  if length_normalize:
+    total = total / jnp.maximum(jnp.sum(weights, axis=-1), 1.0)
+  return total
+
+
 def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
                 length_normalize: bool = False) -> Array:
   """Per-example sum of target-token log-probabilities (float32 [b]), teacher-forced.
@@ -41,16 +55,23 @@ def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, 
   logits = model_lib.Transformer(config).apply(
       {"params": params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"], targets,
       enable_dropout=False)
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  token_log_probs = jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32),
-                                        axis=-1)[..., 0]
-  weights = batch.get("decoder_loss_weights")
-  weights = (targets > 0) if weights is None else weights
-  weights = weights.astype(jnp.float32)
-  total = jnp.sum(token_log_probs * weights, axis=-1)
-  if length_normalize:
-    total = total / jnp.maximum(jnp.sum(weights, axis=-1), 1.0)
-  return total
+  return _target_log_likelihood(logits, targets, batch.get("decoder_loss_weights"),
+                                length_normalize)
+
+
+def score_grouped_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
+                        length_normalize: bool = False) -> Array:
+  """`score_batch` for rows that share inputs (a `scoring.Batch`): `encoder_input_tokens`
+  [E, Li] is encoded once, and decoder row r reads encoder row `row_example[r]`; float32 [R]."""
+  transformer = model_lib.Transformer(config)
+  inputs, which = batch["encoder_input_tokens"], batch["row_example"]
+  encoded = transformer.apply({"params": params}, inputs, enable_dropout=False,
+                              method=model_lib.Transformer.encode)
+  targets = batch["decoder_target_tokens"]
+  logits = transformer.apply({"params": params}, encoded[which], inputs[which],
+                             batch["decoder_input_tokens"], targets, enable_dropout=False,
+                             method=model_lib.Transformer.decode)
+  return _target_log_likelihood(logits, targets, None, length_normalize)
 
 
 def _split_cross_attention_cache(cache: PyTree) -> tuple[PyTree, PyTree]:
@@ -126,7 +147,8 @@ class ModelFns:
         else jax.make_array_from_callback(np.shape(x), s, lambda i, x=x: np.asarray(x)[i]),
         params, self.param_shardings)
 
-  def _rows_multiple(self) -> int:
+  def rows_multiple(self) -> int:
+    """Rows of every batch are padded to (and `score_grouped` needs) a multiple of this."""
     return 1 if self.mesh is None else partitioning.data_parallel_size(self.mesh)
 
   def _place_batch(self, batch: Mapping[str, Any]) -> tuple[dict[str, Array], int]:
@@ -137,7 +159,7 @@ class ModelFns:
       raise ValueError(f"batch features have different numbers of rows: "
                        f"{ {k: v.shape for k, v in arrays.items()} }")
     n = rows.pop()
-    padded = -(-n // self._rows_multiple()) * self._rows_multiple()
+    padded = -(-n // self.rows_multiple()) * self.rows_multiple()
     if padded != n:
       arrays = {k: np.concatenate([v, np.zeros((padded - n,) + v.shape[1:], v.dtype)])
                 for k, v in arrays.items()}
@@ -181,6 +203,30 @@ class ModelFns:
     fn = self._compile(("score", length_normalize, tuple(keys)),
                        lambda p, b: score_batch(self.config, p, b, length_normalize), keys)
     return np.asarray(self._call(fn, params, placed))[:n]
+
+  def score_grouped(self, params: PyTree, batch: Mapping[str, Any],
+                    length_normalize: bool = False) -> Array:
+    """`score` of a `scoring.Batch`'s features (inputs shared by rows): float32 [R] on device,
+    not yet fetched, so the next batch can be dispatched before this one is read back. Both batch
+    dimensions must be multiples of the data-parallel size (`ScoringPlan(multiple=...)`)."""
+    keys = (*SCORE_FEATURES, "row_example")
+    missing = [k for k in keys if k not in batch]
+    if missing:
+      raise ValueError(f"score_grouped: batch lacks features {missing} (has {sorted(batch)})")
+    arrays = {k: np.asarray(batch[k]) for k in keys}
+    bad = {k: v.shape[0] for k, v in arrays.items() if v.shape[0] % self.rows_multiple()}
+    if bad:
+      raise ValueError(f"score_grouped: rows {bad} are not multiples of the data-parallel size "
+                       f"{self.rows_multiple()}")
+    if self.mesh is None:
+      placed = {k: jnp.asarray(v) for k, v in arrays.items()}
+    else:
+      sharding = partitioning.batch_sharding(self.mesh)
+      placed = {k: jax.make_array_from_callback(v.shape, sharding, lambda i, v=v: v[i])
+                for k, v in arrays.items()}
+    fn = self._compile(("score_grouped", length_normalize),
+                       lambda p, b: score_grouped_batch(self.config, p, b, length_normalize), keys)
+    return self._call(fn, params, placed)
 
   def predict(self, params: PyTree, batch: Mapping[str, Any],
               options: decoding.DecodeOptions = decoding.DecodeOptions(),

@@ -7,12 +7,15 @@ Winogrande and StoryCloze each on its own); then one row per (dataset, language/
 median accuracy over prompts and the per-prompt accuracies. The paper's number for the same mT0
 size stands beside ours only when the size is known and the tasks rendered the paper's prompts
 (promptsource's English templates): other prompts give numbers that are not comparable.
-Plots: accuracy per language per dataset (bars; paper values as markers), and, when several
-checkpoints were evaluated, each headline entry's accuracy over checkpoints.
+Plots: accuracy per language per dataset (bars; paper values as markers). When several
+checkpoints were evaluated: the checkpoint selection, a table and a plot of each headline entry's
+accuracy over checkpoints, and the best checkpoint by the mean of the headline entries (the
+held-out validation accuracies: the paper's rule for mT0-xxl).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from typing import Mapping, Sequence
 
@@ -133,19 +136,72 @@ def plot_by_language(path: str, rows: Sequence[metrics.TableRow], model_size: st
   plt.close(fig)
 
 
-def plot_over_checkpoints(path: str, means_by_step: Mapping[int, Mapping[str, float]],
-                          title: str) -> None:
-  """Each dataset's mean accuracy against the checkpoint step (checkpoint selection)."""
-  steps = sorted(means_by_step)
-  datasets = sorted({d for m in means_by_step.values() for d in m})
-  fig, ax = plt.subplots(figsize=(7, 4))
-  for dataset in datasets:
-    points = [(s, means_by_step[s][dataset]) for s in steps if dataset in means_by_step[s]]
-    ax.plot([s for s, _ in points], [v for _, v in points], marker="o", label=dataset)
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """Headline accuracies per checkpoint step and the step the paper's rule picks."""
+  entries: tuple[str, ...]                       # headline entries, first-seen order
+  by_step: dict[int, dict[str, float]]           # step -> entry -> accuracy
+  mean_by_step: dict[int, float]                 # step -> mean over the entries it has
+  best_step: int
+
+
+def select_checkpoint(accuracies_by_step: Mapping[int, Mapping[str, float]]) -> Selection:
+  """The paper's checkpoint selection for mT0-xxl: the step with the highest mean of the
+  held-out validation accuracies, i.e. of the headline entries (each multilingual dataset's mean
+  over languages, each English set on its own); the earliest such step on a tie."""
+  if not accuracies_by_step:
+    raise ValueError("select_checkpoint: no evaluated checkpoints")
+  by_step = {step: {d.dataset: d.mean_accuracy
+                    for d in metrics.dataset_rows(metrics.table_rows(accuracies))}
+             for step, accuracies in sorted(accuracies_by_step.items())}
+  entries = tuple(dict.fromkeys(e for values in by_step.values() for e in values))
+  means = {step: float(sum(v.values()) / len(v)) for step, v in by_step.items() if v}
+  best = max(sorted(means), key=lambda step: (means[step], -step))
+  return Selection(entries, by_step, means, best)
+
+
+def selection_markdown(selection: Selection) -> str:
+  """One row per checkpoint: its headline accuracies and their mean; the best row in bold."""
+  header = ["step"] + list(selection.entries) + ["mean"]
+  lines = ["# Checkpoint selection", "",
+           f"Best checkpoint: step {selection.best_step} (mean of the held-out validation "
+           f"accuracies {selection.mean_by_step[selection.best_step]:.2f}; the paper's rule for "
+           "mT0-xxl).", "", "| " + " | ".join(header) + " |",
+           "|" + "|".join(["---"] * len(header)) + "|"]
+  for step, values in selection.by_step.items():
+    cells = [str(step)] + [_fmt(values.get(e)) for e in selection.entries]
+    cells.append(_fmt(selection.mean_by_step.get(step)))
+    if step == selection.best_step:
+      cells = [f"**{c}**" if c else c for c in cells]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def write_selection_csv(path: str, selection: Selection) -> None:
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["step", *selection.entries, "mean", "best"])
+    for step, values in selection.by_step.items():
+      writer.writerow([step] + [_fmt(values.get(e)) for e in selection.entries]
+                      + [_fmt(selection.mean_by_step.get(step)), int(step == selection.best_step)])
+
+
+def plot_over_checkpoints(path: str, selection: Selection, title: str) -> None:
+  """Each headline entry's accuracy and their mean against the checkpoint step; the selected
+  checkpoint is marked."""
+  steps = list(selection.by_step)
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  for entry in selection.entries:
+    points = [(s, selection.by_step[s][entry]) for s in steps if entry in selection.by_step[s]]
+    ax.plot([s for s, _ in points], [v for _, v in points], marker="o", linewidth=1,
+            label=entry)
+  ax.plot(steps, [selection.mean_by_step[s] for s in steps], color="black", linewidth=2.5,
+          marker="s", label="mean (selection)")
+  ax.axvline(selection.best_step, color="black", linestyle="--", linewidth=1)
   ax.set_xlabel("checkpoint step")
-  ax.set_ylabel("mean accuracy (%)")
-  ax.set_title(title)
-  ax.legend(fontsize="small")
+  ax.set_ylabel("accuracy (%)")
+  ax.set_title(f"{title}; best: step {selection.best_step}")
+  ax.legend(fontsize="x-small", ncol=2)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -154,7 +210,8 @@ def plot_over_checkpoints(path: str, means_by_step: Mapping[int, Mapping[str, fl
 def write_report(output_dir: str, accuracies_by_step: Mapping[int, Mapping[str, float]],
                  model_size: str | None = None, report_step: int | None = None) -> dict[str, str]:
   """Writes table.md, table.csv, accuracy_by_language.png (for `report_step`, default the
-  latest) and accuracy_over_checkpoints.png (when several steps); returns name -> path."""
+  latest) and, when several steps were evaluated, the checkpoint selection: checkpoints.md,
+  checkpoints.csv and accuracy_over_checkpoints.png; returns name -> path."""
   if not accuracies_by_step:
     raise ValueError("write_report: no evaluated checkpoints")
   os.makedirs(output_dir, exist_ok=True)
@@ -170,9 +227,12 @@ def write_report(output_dir: str, accuracies_by_step: Mapping[int, Mapping[str, 
   write_csv(paths["csv"], rows, datasets)
   plot_by_language(paths["by_language"], rows, model_size, title)
   if len(accuracies_by_step) > 1:
-    means = {s: {d.dataset: d.mean_accuracy
-                 for d in metrics.dataset_rows(metrics.table_rows(acc))}
-             for s, acc in accuracies_by_step.items()}
+    selection = select_checkpoint(accuracies_by_step)
+    paths["selection_markdown"] = os.path.join(output_dir, "checkpoints.md")
+    paths["selection_csv"] = os.path.join(output_dir, "checkpoints.csv")
     paths["over_checkpoints"] = os.path.join(output_dir, "accuracy_over_checkpoints.png")
-    plot_over_checkpoints(paths["over_checkpoints"], means, "Mean accuracy per dataset")
+    with open(paths["selection_markdown"], "w", encoding="utf-8") as f:
+      f.write(selection_markdown(selection) + "\n")
+    write_selection_csv(paths["selection_csv"], selection)
+    plot_over_checkpoints(paths["over_checkpoints"], selection, "Headline accuracy per checkpoint")
   return paths
