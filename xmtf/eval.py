@@ -47,7 +47,10 @@ def list_checkpoints(path: str, all_checkpoints: bool) -> list[tuple[int, str]]:
                    and checkpoints.is_checkpoint(os.fspath(child)))
     if found:
       return found
-  latest = checkpoints.resolve_checkpoint(path)  # raises naming CHECKPOINT_PATH's layouts
+  try:
+    latest = checkpoints.resolve_checkpoint(path)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"CHECKPOINT_PATH {e}") from None
   return [(checkpoints.checkpoint_step(latest), latest)]
 
 
