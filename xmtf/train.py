@@ -179,8 +179,7 @@ def trainer_from_gin(devices: Any = None):
 
 
 def _refuse_eval_datasets(check: str, mixture_or_task_name: str) -> None:
-  module, _, function = check.rpartition(".")
-  scored = getattr(importlib.import_module(module), function)(mixture_or_task_name)
+  scored = gin_utils.import_callable(check, "train.training_data_check")(mixture_or_task_name)
   if scored:
     raise ValueError(
         f"train: mixture {mixture_or_task_name!r} contains {len(scored)} task(s) of datasets "
