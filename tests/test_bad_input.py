@@ -21,10 +21,10 @@ from xmtf import optim
 from xmtf import partitioning
 from xmtf import trainer as trainer_lib
 from xmtf import train
+from xmtf import truncation
 from xmtf.interop import hf
 from xp3_tasks import sources
 from xp3_tasks import tasks
-from xp3_tasks import truncation
 from xp3_tasks import vocab
 
 GOOD = b'{"inputs": "Translate: hello", "targets": "bonjour"}'
@@ -108,13 +108,14 @@ def test_examples_longer_than_feature_lengths_are_counted(tmp_path, caplog):
       source=sources.JsonlDataSource({"train": [_write(tmp_path, *lines)]}),
       preprocessors=list(tasks.PREPROCESSORS),
       output_features=tasks.output_features(vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH)))
-  truncation.reset_truncation_counts()
   lengths = {"inputs": 16, "targets": 8}
-  examples = list(task.get_dataset(lengths, split="train", shuffle=False).as_numpy_iterator())
+  with truncation.counting(truncation.TruncationCounter()) as counter:
+    dataset = task.get_dataset(lengths, split="train", shuffle=False)
+  examples = list(dataset.as_numpy_iterator())
   assert len(examples) == 3 and len(examples[0]["inputs"]) == 16  # cut, not dropped
-  assert truncation.truncation_counts() == {"inputs": (1, 3), "targets": (1, 3)}
+  assert counter.counts() == {"inputs": (1, 3), "targets": (1, 3)}
   with caplog.at_level(logging.WARNING, logger="xmtf.train"):
-    report = hooks.TruncationReport(truncation.truncation_counts, lengths)()
+    report = hooks.TruncationReport(counter.counts, lengths)()
   assert report == {"truncated_inputs_fraction": 1 / 3, "truncated_targets_fraction": 1 / 3}
   assert "1 of 3 examples read so far (33.3%) have inputs longer than " \
          "TASK_FEATURE_LENGTHS['inputs'] = 16 and are truncated" in caplog.text

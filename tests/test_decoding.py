@@ -6,7 +6,6 @@ with its beams.
 """
 import functools
 import itertools
-import math
 
 import jax
 import jax.numpy as jnp

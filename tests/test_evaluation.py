@@ -1,8 +1,8 @@
 """The evaluator and the eval CLI end to end on a tiny checkpoint and the bundled eval samples."""
 import json
 import os
+import shutil
 
-import jax
 import numpy as np
 import pytest
 
@@ -25,13 +25,15 @@ def fresh_gin():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  from xp3_tasks import vocab  # noqa: F401  (the bundled tiny vocabulary: 2,000 pieces)
+  from xp3_tasks import vocab  # the bundled tiny vocabulary: 2,000 pieces
   config = model_lib.T5Config(vocab_size=2048, emb_dim=32, num_heads=2, head_dim=8,
                               num_encoder_layers=1, num_decoder_layers=1, mlp_dim=32,
                               dtype="float32")
   directory = tmp_path_factory.mktemp("run")
   for step, seed in ((10, 0), (20, 1)):
     checkpoints.save_params(str(directory), step, model_lib.init_params(config, seed), config)
+  # As `xmtf.train` leaves it: the training vocabulary in the model directory (infer, generate).
+  shutil.copy(vocab.SAMPLE_VOCAB_PATH, directory / "sentencepiece.model")
   return str(directory)
 
 
@@ -53,7 +55,8 @@ def test_evaluator_metrics_follow_scores(model_dir, mixture, tmp_path):
 
   params, config = checkpoints.load_params(model_dir)
   evaluator = evaluation.Evaluator(config, mixture, output_dir=str(tmp_path), batch_size=8,
-                                   feature_lengths={"inputs": 128, "targets": 32})
+                                   feature_lengths={"inputs": 128, "targets": 32},
+                                   aggregate_fn="xp3_tasks.aggregation.aggregate")
   flat = evaluator.evaluate(7, evaluator.fns.place_params(params))
   evaluator.close()
   record = json.load(open(tmp_path / "step_7" / "xcopa_zh_best_option.json"))
@@ -127,7 +130,7 @@ def test_scores_equal_the_per_row_seqio_path_and_float32_is_the_default(model_di
 
 
 def test_checkpoint_selection_picks_the_best_mean_of_headline_entries():
-  from xmtf import report
+  from xp3_tasks import report
 
   acc = lambda a, b: {"xcopa_zh_best_option": a, "xcopa_zh_plausible_alternatives": a,
                       "xwinograd_jp_replace": b}

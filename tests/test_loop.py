@@ -249,6 +249,6 @@ def test_profiler_warns_when_its_steps_are_not_in_the_run(tmp_path, caplog):
 def test_import_callable_by_name():
   assert gin_utils.import_callable("os.path.join", "p") is os.path.join
   assert gin_utils.import_callable(len, "p") is len
-  with pytest.raises(ValueError, match=r"train.truncation_counts_fn='xp3_tasks.nope': expected "
+  with pytest.raises(ValueError, match=r"Evaluator.aggregate_fn='xp3_tasks.nope': expected "
                                        r"'package.module.function'"):
-    gin_utils.import_callable("xp3_tasks.nope", "train.truncation_counts_fn")
+    gin_utils.import_callable("xp3_tasks.nope", "Evaluator.aggregate_fn")

@@ -1,10 +1,11 @@
 """Rank-classification accuracy, the paper's aggregation, and the paper's numbers."""
 import pytest
 
-from xmtf import report
+from xp3_tasks import aggregation
 from xp3_tasks import eval_prompts
 from xp3_tasks import metrics
 from xp3_tasks import paper_results
+from xp3_tasks import report
 
 
 def test_prompt_accuracy_by_hand():
@@ -52,24 +53,24 @@ def test_table_rows_and_dataset_means():
   accuracies.update({f"xnli_sw_{p}": a for p, a in xnli_sw.items()})
   accuracies["xwinograd_jp_replace"] = 62.5
   papers = eval_prompts.PromptSet("/promptsource/templates")  # the paper's prompts
-  rows = metrics.table_rows(accuracies, model_size="xxl", prompt_set=papers)
+  rows = aggregation.table_rows(accuracies, model_size="xxl", prompt_set=papers)
   assert [(r.dataset, r.config) for r in rows] == [("xnli", "en"), ("xnli", "sw"),
                                                      ("xwinograd", "jp")]
   assert [r.median_accuracy for r in rows] == [50.0, 40.0, 62.5]
   assert rows[0].prompt_accuracies == xnli_en
   assert [r.paper_accuracy for r in rows] == [61.24, 55.46, 74.35]
   assert [(r.language, r.group) for r in rows] == [("en", "L1"), ("sw", "L1"), ("ja", "L2")]
-  means = metrics.dataset_rows(rows, model_size="xxl")
+  means = aggregation.dataset_rows(rows, model_size="xxl")
   assert [(d.dataset, d.mean_accuracy, d.configs) for d in means] == [
       ("xnli", 45.0, ("en", "sw")), ("xwinograd", 62.5, ("jp",))]
   assert means[0].paper_mean == pytest.approx((61.24 + 55.46) / 2)
-  assert metrics.table_rows({"xnli_en_gpt_3_style": 1.0}, prompt_set=papers
+  assert aggregation.table_rows({"xnli_en_gpt_3_style": 1.0}, prompt_set=papers
                             )[0].paper_accuracy is None
   # Other prompts than the paper's: no paper numbers beside ours.
   for other in (eval_prompts.PromptSet(), eval_prompts.PromptSet("/templates", "mt")):
-    rows = metrics.table_rows(accuracies, model_size="xxl", prompt_set=other)
+    rows = aggregation.table_rows(accuracies, model_size="xxl", prompt_set=other)
     assert [r.paper_accuracy for r in rows] == [None] * 3
-    assert metrics.dataset_rows(rows, model_size="xxl")[0].paper_mean is None
+    assert aggregation.dataset_rows(rows, model_size="xxl")[0].paper_mean is None
   assert "bundled own-wording" in rows[0].prompts or "machine-translated" in rows[0].prompts
 
 
@@ -80,8 +81,8 @@ def test_english_sets_are_reported_one_by_one():
                 "super_glue_copa_best_option": 90.0, "xcopa_zh_best_option": 60.0,
                 "xcopa_sw_best_option": 50.0}
   papers = eval_prompts.PromptSet("/promptsource/templates")
-  rows = metrics.table_rows(accuracies, model_size="xxl", prompt_set=papers)
-  means = metrics.dataset_rows(rows, model_size="xxl")
+  rows = aggregation.table_rows(accuracies, model_size="xxl", prompt_set=papers)
+  means = aggregation.dataset_rows(rows, model_size="xxl")
   assert [(d.dataset, d.configs, d.mean_accuracy, d.paper_mean) for d in means] == [
       ("xcopa", ("sw", "zh"), 55.0, pytest.approx(77.5)),
       ("anli_r1", ("r1",), 40.0, 48.0), ("anli_r2", ("r2",), 30.0, 41.7),
@@ -92,8 +93,8 @@ def test_english_sets_are_reported_one_by_one():
   assert "| xcopa | sw zh | 55.00 | 77.50 |" in table
   assert "Prompts: promptsource templates (English" in table and "paper mT0-xxl" in table
   assert table.count("**mean**") == 1  # xcopa's; the English sets have no merged mean
-  bundled = metrics.table_rows(accuracies, model_size="xxl", prompt_set=eval_prompts.PromptSet())
-  table = report.table_markdown(bundled, metrics.dataset_rows(bundled, "xxl"), "xxl")
+  bundled = aggregation.table_rows(accuracies, model_size="xxl", prompt_set=eval_prompts.PromptSet())
+  table = report.table_markdown(bundled, aggregation.dataset_rows(bundled, "xxl"), "xxl")
   assert "paper mT0-xxl" not in table and "No paper column" in table
   assert "Prompts: bundled own-wording prompts" in table
 

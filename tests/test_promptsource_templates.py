@@ -17,9 +17,9 @@ import gin
 import pytest
 
 from conftest import SHARED
+from xp3_tasks import aggregation
 from xp3_tasks import eval_prompts
 from xp3_tasks import eval_tasks
-from xp3_tasks import metrics
 from xp3_tasks import promptsource_templates as pt
 
 TEMPLATES = SHARED / "promptsource" / "templates"
@@ -318,15 +318,15 @@ def test_paper_numbers_only_beside_the_papers_prompts(templates_dir, monkeypatch
   monkeypatch.delenv("XP3_PROMPTSOURCE_VARIANT", raising=False)
   for name in accuracies:  # the bundled prompts
     _rendered(name)
-  rows = metrics.table_rows(accuracies, model_size="xxl")
+  rows = aggregation.table_rows(accuracies, model_size="xxl")
   assert [r.paper_accuracy for r in rows] == [None, None]
   assert all("bundled own-wording" in r.prompts for r in rows)
   monkeypatch.setenv("XP3_PROMPTSOURCE_DIR", templates_dir)
   for name in accuracies:
     _rendered(name)
-  rows = metrics.table_rows(accuracies, model_size="xxl")
+  rows = aggregation.table_rows(accuracies, model_size="xxl")
   assert [r.paper_accuracy for r in rows] == [59.52, 83.03]
   assert all(r.prompts.startswith("promptsource templates (English") for r in rows)
   monkeypatch.setenv("XP3_PROMPTSOURCE_VARIANT", "mt")
   _rendered("xnli_fr_gpt_3_style")  # the paper's main numbers are for the English prompts
-  assert metrics.table_rows(accuracies, model_size="xxl")[0].paper_accuracy is None
+  assert aggregation.table_rows(accuracies, model_size="xxl")[0].paper_accuracy is None

@@ -17,6 +17,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from xmtf import truncation
+
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
@@ -95,16 +97,20 @@ def convert_examples(examples: tf.data.Dataset, config: DatasetConfig) -> tf.dat
 
 
 def get_dataset(config: DatasetConfig, shard_info: seqio.ShardInfo,
-                per_host_batch_size: int, num_epochs: int | None = None) -> tf.data.Dataset:
+                per_host_batch_size: int, num_epochs: int | None = None,
+                truncation_counter: truncation.TruncationCounter | None = None
+                ) -> tf.data.Dataset:
   """This host's stream of batches of `per_host_batch_size` rows (infinite by default).
 
   Examples are truncated to `task_feature_lengths` whatever the rows' lengths, so a packed
-  recipe sees the same (truncated) examples as the unpacked one.
+  recipe sees the same (truncated) examples as the unpacked one. Tasks with the preprocessor
+  `truncation.count_truncated` count the examples they cut into `truncation_counter`.
   """
-  examples = get_mixture_or_task(config.mixture_or_task_name).get_dataset(
-      dict(config.task_feature_lengths), split=config.split, use_cached=config.use_cached,
-      shuffle=config.shuffle, seed=config.seed, shard_info=shard_info, num_epochs=num_epochs,
-      trim_output_features=True)
+  with truncation.counting(truncation_counter):
+    examples = get_mixture_or_task(config.mixture_or_task_name).get_dataset(
+        dict(config.task_feature_lengths), split=config.split, use_cached=config.use_cached,
+        shuffle=config.shuffle, seed=config.seed, shard_info=shard_info, num_epochs=num_epochs,
+        trim_output_features=True)
   ds = convert_examples(examples, config)
   return ds.batch(per_host_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

@@ -23,7 +23,7 @@ import importlib
 import logging
 import os
 import re
-from typing import Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import gin
 from etils import epath
@@ -32,7 +32,18 @@ from xmtf import checkpoints
 from xmtf import decoding
 from xmtf import gin_utils
 
+if TYPE_CHECKING:
+  from xmtf import model as model_lib
+
 _STEP = re.compile(r"checkpoint_(\d+)$")
+# mT5 shapes of the paper's sizes (emb_dim, encoder layers): enough to recognise a checkpoint.
+_MT5_SIZES = {(512, 8): "small", (768, 12): "base", (1024, 24): "large", (2048, 24): "xl",
+              (4096, 24): "xxl"}
+
+
+def infer_model_size(config: model_lib.T5Config) -> str | None:
+  """'small'..'xxl' when `config` has an mT5 size's shape, else None."""
+  return _MT5_SIZES.get((config.emb_dim, config.num_encoder_layers))
 
 
 def list_checkpoints(path: str, all_checkpoints: bool) -> list[tuple[int, str]]:
@@ -64,6 +75,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                          decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
                          model_config_overrides: Mapping[str, object] | None = None,
                          dtype: str | None = "float32",
+                         report_fn: str | Callable | None = None,
                          evaluator_cls=None) -> dict[int, dict[str, float]]:
   """Evaluates the selected checkpoints; returns {step: flat metrics} and writes the report.
 
@@ -72,46 +84,34 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
   T5Config fields replacing the checkpoint's; T5X checkpoints carry no configuration, theirs is
   inferred with bfloat16 activations, so give {'dtype': 'float32'} for a float32 model.
   `dtype` is the activation dtype of the scoring (float32, the paper's protocol, whatever the
-  checkpoint was trained in; None: the checkpoint's config).
+  checkpoint was trained in; None: the checkpoint's config). `report_fn`: `module.function`
+  (imported by name, so xmtf names no task package) or callable `(output_dir, {step: flat
+  metrics}, model_size, {step: checkpoint path}) -> lines to print`, e.g. the paper's tables,
+  'xp3_tasks.report.write_eval_report'.
   """
-  # Imported after gin parsing: importing xp3_tasks registers tasks with the bound vocabulary.
   from xmtf import evaluation  # pylint: disable=g-import-not-at-top
-  from xmtf import report  # pylint: disable=g-import-not-at-top
-  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
 
   evaluator_cls = evaluator_cls or evaluation.Evaluator
   selected = list_checkpoints(checkpoint_path, all_checkpoints)
-  evaluator, results, accuracies = None, {}, {}
+  evaluator, results = None, {}
   for step, path in selected:
     params, config = checkpoints.load_params(path, dict(model_config_overrides or {}))
     if evaluator is None:
-      size = model_size or report.infer_model_size(config)
       evaluator = evaluator_cls(
           model_config=config, mixture_or_task_name=mixture_or_task_name, output_dir=output_dir,
-          feature_lengths=feature_lengths or eval_tasks.EVAL_TASK_FEATURE_LENGTHS,
+          feature_lengths=feature_lengths or evaluation.DEFAULT_FEATURE_LENGTHS,
           batch_size=batch_size, decode_options=decode_options, num_examples=num_examples,
-          model_size=size, dtype=dtype)
-      params = evaluator.fns.place_params(params)
-    else:
-      params = evaluator.fns.place_params(params)
+          model_size=model_size or infer_model_size(config), dtype=dtype)
+    params = evaluator.fns.place_params(params)
     logging.info("evaluating %s", path)
     results[step] = evaluator.evaluate(step, params)
-    accuracies[step] = {name[:-len("/accuracy")]: value for name, value in results[step].items()
-                        if name.endswith("/accuracy")
-                        and name[:-len("/accuracy")] in eval_tasks.TASK_INFOS}
     print(f"step {step}: " + ", ".join(f"{k}={v:.2f}" for k, v in results[step].items()
                                         if k.endswith("mean_accuracy")), flush=True)
   evaluator.close()
-  if any(accuracies.values()):
-    paths = report.write_report(output_dir, {s: a for s, a in accuracies.items() if a},
-                                evaluator.model_size)
-    for name, path in paths.items():
-      print(f"{name}: {path}")
-    if len(accuracies) > 1:
-      selection = report.select_checkpoint({s: a for s, a in accuracies.items() if a})
-      print(f"best checkpoint: step {selection.best_step} (mean held-out accuracy "
-            f"{selection.mean_by_step[selection.best_step]:.2f}): "
-            f"{dict(selected)[selection.best_step]}", flush=True)
+  if report_fn:
+    report = gin_utils.import_callable(report_fn, "evaluate_checkpoints.report_fn")
+    for line in report(output_dir, results, evaluator.model_size, dict(selected)):
+      print(line, flush=True)
   return results
 
 

@@ -13,9 +13,9 @@ example's score or prediction) goes to a writer thread, so training resumes as s
 exist. Metrics are the tasks' own seqio metric functions on their postprocessed targets, as
 `seqio.Evaluator` computes them.
 
-Returned metrics (flat, for the trainer's logs): `<task>/<metric>`, and for the paper's
-evaluation tasks `<dataset>/<config>/median_accuracy` (median over prompts) and
-`<dataset>/mean_accuracy` (mean over the configs evaluated).
+Returned metrics (flat, for the trainer's logs): `<task>/<metric>`, plus what the task package's
+`aggregate_fn` derives from them (for xP3, `<dataset>/<config>/median_accuracy`, the median over
+prompts, and `<dataset>/mean_accuracy`, the mean over the configs evaluated).
 
 Files under `output_dir`: `events.out.tfevents.*` (TensorBoard), `metrics.jsonl` (one line per
 step), `step_<step>/<task>.json` (metrics + per-example rows) and `step_<step>/summary.json`.
@@ -27,7 +27,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import gin
 import jax
@@ -38,6 +38,7 @@ from tensorflow.core.framework import summary_pb2
 
 from xmtf import data
 from xmtf import decoding
+from xmtf import gin_utils
 from xmtf import model as model_lib
 from xmtf import model_fns
 from xmtf import scoring
@@ -54,27 +55,14 @@ def _plain(value: Any) -> Any:
   return value
 
 
-def aggregate(task_metrics: Mapping[str, Mapping[str, Any]], model_size: str | None = None
-              ) -> dict[str, float]:
-  """Flat metrics: `<task>/<metric>` plus the paper's aggregation for its evaluation tasks."""
-  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
-  from xp3_tasks import metrics  # pylint: disable=g-import-not-at-top
-
+def flatten(task_metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+  """{task: {metric: value}} -> {'<task>/<metric>': float} for the numeric values."""
   flat = {}
-  accuracies = {}
   for task, values in task_metrics.items():
     for name, value in values.items():
       value = _plain(value)
       if isinstance(value, (int, float)):
         flat[f"{task}/{name}"] = float(value)
-    if task in eval_tasks.TASK_INFOS and "accuracy" in values:
-      accuracies[task] = float(_plain(values["accuracy"]))
-  if accuracies:
-    rows = metrics.table_rows(accuracies, model_size)
-    for row in rows:
-      flat[f"{row.dataset}/{row.config}/median_accuracy"] = row.median_accuracy
-    for row in metrics.dataset_rows(rows, model_size):
-      flat[f"{row.dataset}/mean_accuracy"] = row.mean_accuracy
   return flat
 
 
@@ -103,6 +91,9 @@ class Evaluator:
     length_normalize: divide scores by the target length (the paper does not).
     num_examples: cap per task (None: all).
     model_size: mT0 size for paper numbers in the aggregation ('small'..'xxl'), if known.
+    aggregate_fn: `module.function` (imported by name: the evaluator names no task package) or
+      callable `(flat metrics, model_size) -> more flat metrics`, e.g. the paper's medians over
+      prompts and means over languages, 'xp3_tasks.aggregation.aggregate'.
     write_examples: write per-example rows to `step_<step>/<task>.json`.
     use_cached: read the tasks from seqio's cache.
     dtype: activation dtype of the evaluation ('float32': the paper's protocol, whatever the
@@ -116,7 +107,8 @@ class Evaluator:
                decode_options: decoding.DecodeOptions = decoding.DecodeOptions(),
                length_normalize: bool = False, num_examples: int | None = None,
                model_size: str | None = None, write_examples: bool = True,
-               use_cached: bool = False, dtype: str | None = "float32"):
+               use_cached: bool = False, dtype: str | None = "float32",
+               aggregate_fn: str | Callable | None = None):
     if batch_size < 1:
       raise ValueError(f"Evaluator.batch_size must be >= 1, got {batch_size}")
     if dtype is not None:
@@ -126,6 +118,8 @@ class Evaluator:
     self.decode_options = decode_options
     self.length_normalize = length_normalize
     self.model_size = model_size
+    self._aggregate = (gin_utils.import_callable(aggregate_fn, "Evaluator.aggregate_fn")
+                       if aggregate_fn else None)
     self.output_dir = output_dir
     self.write_examples = write_examples
     self._feature_lengths = dict(feature_lengths) if feature_lengths else None
@@ -254,7 +248,9 @@ class Evaluator:
           values.update(metric_fn(targets=targets, predictions=predictions))
       task_metrics[task.name] = {k: _plain(v) for k, v in values.items()}
       outputs[task.name] = output
-    flat = aggregate(task_metrics, self.model_size)
+    flat = flatten(task_metrics)
+    if self._aggregate is not None:
+      flat.update(self._aggregate(flat, self.model_size))
     self.history[step] = flat
     if self.output_dir and jax.process_index() == 0:
       self._pending.append(self._writer.submit(self._write, step, task_metrics, flat, outputs))

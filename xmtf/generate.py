@@ -4,9 +4,9 @@
   python -m xmtf.generate --checkpoint DIR --beam_size 4 --alpha 0.6 "..."
   python -m xmtf.generate --checkpoint DIR --temperature 0.7 --top_k 50 --top_p 0.9 "..."
 
-Greedy by default. The vocabulary is `--vocab`, else a sentencepiece.model beside the checkpoint,
-else chosen by the model's vocabulary size (the bundled sample vocabulary for the tiny model,
-mT5's otherwise).
+Greedy by default. The vocabulary is `--vocab`, else the sentencepiece.model beside the checkpoint
+or in its model directory (`xmtf.train` writes its training vocabulary there), else mT5's for a
+model of mT5's vocabulary size.
 """
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
 def import_callable(name: str | Callable, parameter: str) -> Callable:
   """`package.module.function` -> that function, imported now; a callable is returned as is.
 
-  Why by name: a gin file can name a task package's function (e.g. the xP3 truncation counts)
+  Why by name: a gin file can name a task package's function (e.g. the xP3 evaluation report)
   without xmtf importing that package, and the import happens after gin parsing, when the
   package's settings are bound.
   """

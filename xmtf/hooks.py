@@ -170,8 +170,8 @@ class TruncationReport:
   """A MetricsLogger source: fractions of examples cut to TASK_FEATURE_LENGTHS so far, as
   `truncated_<feature>_fraction`; warns once per feature.
 
-  counts_fn() -> {feature: (examples truncated, examples seen)} comes from the task package
-  (gin: `train.truncation_counts_fn`), which counts them as its pipeline reads them.
+  counts_fn() -> {feature: (examples truncated, examples seen)}: the training pipeline's
+  `truncation.TruncationCounter`, counted as the pipeline reads them.
   """
 
   def __init__(self, counts_fn: Callable[[], Mapping[str, tuple[int, int]]],

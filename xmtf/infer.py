@@ -28,27 +28,35 @@ import numpy as np
 from xmtf import checkpoints
 from xmtf import decoding
 from xmtf import gin_utils
+from xmtf import jsonl
 from xmtf import model as model_lib
 from xmtf import model_fns
 
 MODES = ("predict", "score")
+VOCABULARY_FILE = "sentencepiece.model"
+MT5_VOCAB_PATH = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+MT5_VOCAB_SIZE = 250_112  # mT5's embedding rows (250,100 pieces, padded)
 
 
 def vocabulary_for(checkpoint_path: str, config: model_lib.T5Config, vocab_path: str | None):
-  """The SentencePiece vocabulary: `vocab_path`, else a `sentencepiece.model` beside the
-  checkpoint (or its model directory), else the bundled sample vocabulary for models of its size
-  (the tiny default), else mT5's."""
-  from xp3_tasks import vocab  # pylint: disable=g-import-not-at-top
+  """The SentencePiece vocabulary: `vocab_path`, else the `sentencepiece.model` beside the
+  checkpoint or in its model directory (`xmtf.train` writes the training mixture's there), else
+  mT5's for a model with mT5's embedding size; otherwise an error asking for the path."""
+  import seqio  # pylint: disable=g-import-not-at-top
 
   if not vocab_path:
     for directory in (checkpoint_path, os.path.dirname(os.path.normpath(checkpoint_path))):
-      candidate = os.path.join(directory, "sentencepiece.model")
+      candidate = os.path.join(directory, VOCABULARY_FILE)
       if os.path.exists(candidate):
         vocab_path = candidate
         break
   if not vocab_path:
-    vocab_path = vocab.SAMPLE_VOCAB_PATH if config.vocab_size <= 2048 else vocab.MT5_VOCAB_PATH
-  vocabulary = vocab.get_vocabulary(vocab_path)
+    if config.vocab_size < MT5_VOCAB_SIZE:
+      raise ValueError(f"no {VOCABULARY_FILE} beside {checkpoint_path} or in its model directory, "
+                       f"and its {config.vocab_size} embeddings are not mT5's: give the "
+                       "vocabulary (VOCABULARY_PATH / --vocab)")
+    vocab_path = MT5_VOCAB_PATH
+  vocabulary = seqio.SentencePieceVocabulary(vocab_path, extra_ids=0)
   if vocabulary.vocab_size > config.vocab_size:
     raise ValueError(f"vocabulary {vocab_path} has {vocabulary.vocab_size} pieces but the model "
                      f"in {checkpoint_path} only {config.vocab_size} embeddings; pass --vocab")
@@ -58,9 +66,8 @@ def vocabulary_for(checkpoint_path: str, config: model_lib.T5Config, vocab_path:
 def read_jsonl_prompts(path: str) -> list[dict[str, Any]]:
   """Records with a string 'inputs' (and optional string 'targets'), local or gs://; errors
   name file:line."""
-  from xp3_tasks import sources  # pylint: disable=g-import-not-at-top
   records = []
-  for where, record in sources.read_json_objects(path, ValueError):
+  for where, record in jsonl.read_json_objects(path):
     if not isinstance(record.get("inputs"), str):
       raise ValueError(f"{where}: expected a string 'inputs'")
     if "targets" in record and not isinstance(record["targets"], str):

@@ -144,7 +144,6 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   Reads what `xmtf.train.train` is bound to (model config, optimizer, mesh function, rules,
   microbatches, loss normalisation) and the train dataset's batch size and feature lengths.
   """
-  import gin  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 

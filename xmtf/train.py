@@ -27,6 +27,7 @@ import numpy as np
 from xmtf import gin_utils
 from xmtf import hooks
 from xmtf import loop
+from xmtf import truncation
 from xmtf.hooks import NonFiniteLossError  # noqa: F401  (main() exits 3 on it)
 
 log = logging.getLogger("xmtf.train")
@@ -39,6 +40,22 @@ def _write_config(model_dir: str) -> None:
   tf.io.gfile.makedirs(model_dir)
   with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
     f.write(gin.config_str())
+
+
+def _write_vocabulary(model_dir: str, mixture_or_task_name: str) -> None:
+  """The training mixture's SentencePiece model as `<model_dir>/sentencepiece.model`, so that
+  `xmtf.infer` / `xmtf.generate` on this run's checkpoints need no vocabulary flag."""
+  from xmtf import data  # pylint: disable=g-import-not-at-top
+  from xmtf import infer  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  if jax.process_index() != 0:
+    return
+  features = data.get_mixture_or_task(mixture_or_task_name).output_features
+  vocabulary = getattr(features.get("targets"), "vocabulary", None)
+  if isinstance(getattr(vocabulary, "sp_model", None), bytes):
+    with tf.io.gfile.GFile(os.path.join(model_dir, infer.VOCABULARY_FILE), "wb") as f:
+      f.write(vocabulary.sp_model)
 
 
 @gin.configurable(denylist=["on_step"])
@@ -54,7 +71,6 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
           on_nonfinite: str = "stop", peak_flops_per_device: float | None = None,
           training_data_check: str | None = None,
           allow_eval_datasets_in_training: bool = False,
-          truncation_counts_fn: str | Callable | None = None,
           extra_hooks: Sequence[loop.Hook] = (),
           on_step: Callable[[int, dict], None] | None = None) -> dict[str, float]:
   """Trains until `train_steps` (absolute, as T5X: a run from mT5's step 1,000,000 for 25,000
@@ -65,8 +81,8 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   training_data_check: `module.function` (imported here by name, so the trainer depends on no
   task package) taking the mixture name and returning the tasks of datasets the evaluation
   scores; training stops with their names unless allow_eval_datasets_in_training.
-  truncation_counts_fn: `module.function` (imported by name: the trainer names no task package)
-  returning {feature: (examples truncated, examples seen)}, logged as truncated_*_fraction.
+  Tasks with the preprocessor `xmtf.truncation.count_truncated` (every xP3 task) count the
+  examples cut to TASK_FEATURE_LENGTHS; the fractions are logged as truncated_*_fraction.
   extra_hooks: hooks.Hook objects run after evaluation each step (e.g. [@Profiler()]).
   """
   # Heavy imports here: `--help` and gin parsing stay fast.
@@ -74,7 +90,6 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   from xmtf import data  # pylint: disable=g-import-not-at-top
   from xmtf import flops  # pylint: disable=g-import-not-at-top
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
-  from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
   # Before the long set-up: a bad ON_NONFINITE fails at once (`batches` is made below, before
   # any step is described).
@@ -86,6 +101,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
   # that arrives then stops the run after its first step instead of killing it.
   preemption = hooks.Preemption()
   _write_config(model_dir)
+  _write_vocabulary(model_dir, train_dataset_cfg.mixture_or_task_name)
   trainer = build_trainer(model_config, optimizer, mesh_fn=mesh_fn,
                           logical_axis_rules=logical_axis_rules,
                           num_microbatches=num_microbatches,
@@ -99,8 +115,10 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
                                      initial_checkpoint_path, restore_optimizer_state,
                                      random_seed)
   start_step = int(state.step)
+  truncation_counter = truncation.TruncationCounter()
   batches = data.BatchIterator(
-      data.get_dataset(train_dataset_cfg, layout.shard_info(), layout.per_host_batch_size),
+      data.get_dataset(train_dataset_cfg, layout.shard_info(), layout.per_host_batch_size,
+                       truncation_counter=truncation_counter),
       position)
   evaluation = []
   if eval_period and evaluator_cls is not None:
@@ -113,10 +131,7 @@ def train(*, model_dir: str = gin.REQUIRED, model_config: Any = gin.REQUIRED,
                                           rows["inputs"], rows["targets"])
   peak = peak_flops_per_device * jax.device_count() if peak_flops_per_device else None
   rng = jax.random.PRNGKey(random_seed)
-  sources = [nonfinite.scalars]
-  if truncation_counts_fn:
-    sources.append(hooks.TruncationReport(
-        gin_utils.import_callable(truncation_counts_fn, "train.truncation_counts_fn"), lengths))
+  sources = [nonfinite.scalars, hooks.TruncationReport(truncation_counter.counts, lengths)]
 
   def train_step(state, batch):
     return trainer.train_step(

@@ -46,12 +46,12 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from xmtf import jsonl
 from xp3_tasks import config
 from xp3_tasks import eval_prompts
 from xp3_tasks import languages
 from xp3_tasks import metrics
 from xp3_tasks import promptsource_templates
-from xp3_tasks import sources
 from xp3_tasks import vocab
 
 DEFAULT_EVAL_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "eval")
@@ -171,7 +171,7 @@ def read_raw_and_normalised(path: str,
   """
   try:
     records = [(record, normalise(record, where))
-               for where, record in sources.read_json_objects(path, EvalDataError)]
+               for where, record in jsonl.read_json_objects(path, EvalDataError)]
   except FileNotFoundError:
     raise FileNotFoundError(
         f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "

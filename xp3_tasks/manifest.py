@@ -28,6 +28,7 @@ from typing import Any, Sequence
 from absl import logging
 import tensorflow as tf
 
+from xmtf import jsonl
 from xp3_tasks import catalog
 # `read` is re-exported: `manifest.read(path)` reads what `manifest.build` wrote.
 from xp3_tasks.manifest_file import FileEntry, Manifest, MANIFEST_NAME, read, write  # noqa: F401
@@ -61,7 +62,7 @@ def _count(path: str, validate: bool, skip_invalid: bool,
 
 def _first_record(path: str) -> dict[str, Any]:
   """The file's first record ({} for a file without one); bad bytes name file:line."""
-  for _, record in sources.read_json_objects(path, sources.InvalidRecordError):
+  for _, record in jsonl.read_json_objects(path, sources.InvalidRecordError):
     return record
   return {}
 

@@ -11,20 +11,18 @@ The paper's numbers go beside ours only for tasks that rendered the paper's prom
 (promptsource's English templates, `eval_prompts.PromptSet.is_paper`); rows name the prompt set.
 
 The seqio hooks (`rank_classification_postprocessor`, `rank_classification_accuracy`) are what the
-evaluation tasks register; `prompt_accuracy`, `table_rows` and `dataset_rows` are for evaluators
-and reports that hold scores or per-task accuracies themselves.
+evaluation tasks register; `prompt_accuracy` is for evaluators that hold scores themselves. The
+aggregation over tasks (which needs the task catalog) is `aggregation.py`'s, so this module
+imports no other of the package and the tasks can import it.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
 import statistics
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-
-if TYPE_CHECKING:
-  from xp3_tasks import eval_prompts
 
 
 def rank_classification_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
@@ -121,64 +119,3 @@ class DatasetRow:
   mean_accuracy: float
   configs: tuple[str, ...]
   paper_mean: float | None = None
-
-
-def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = None,
-               prompt_set: eval_prompts.PromptSet | None = None) -> list[TableRow]:
-  """Per-(dataset, config) rows from {evaluation task name: accuracy}, in catalog order.
-
-  `model_size` ('small'...'xxl', or a paper model name) fills `paper_accuracy` where every
-  task of the row rendered the paper's prompts. `prompt_set` (an `eval_prompts.PromptSet`) is
-  the set the tasks rendered; default: each task's last (`eval_tasks.prompt_set_used`).
-  """
-  # Imported here: eval_tasks registers tasks whose metric functions live in this module.
-  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
-  from xp3_tasks import paper_results  # pylint: disable=g-import-not-at-top
-
-  grouped: dict[tuple[str, str], dict[str, float]] = {}
-  infos = {}
-  prompt_sets: dict[tuple[str, str], set] = {}
-  for name, accuracy in task_accuracies.items():
-    info = eval_tasks.get_task_info(name)
-    key = (info.dataset, info.config)
-    grouped.setdefault(key, {})[info.prompt] = float(accuracy)
-    infos[key] = info
-    prompt_sets.setdefault(key, set()).add(prompt_set or eval_tasks.prompt_set_used(name))
-  catalog = {k: i for i, k in enumerate(dict.fromkeys(
-      (info.dataset, info.config) for info in eval_tasks.TASK_INFOS.values()))}
-  keys = sorted(grouped, key=catalog.__getitem__)
-  rows = []
-  for key in keys:
-    info = infos[key]
-    comparable = model_size and all(p.is_paper for p in prompt_sets[key])
-    paper = (paper_results.paper_accuracy(model_size, info.dataset, info.config)
-             if comparable else None)
-    prompts = "; ".join(sorted(p.describe() for p in prompt_sets[key]))
-    rows.append(TableRow(info.dataset, info.config, info.language, info.group,
-                         median_over_prompts(grouped[key]), dict(grouped[key]), paper, prompts))
-  return rows
-
-
-def dataset_rows(rows: Sequence[TableRow], model_size: str | None = None) -> list[DatasetRow]:
-  """Per-headline means of `table_rows` output (first-seen order): one row per multilingual
-  dataset, one per English (dataset, config), as the paper's tables.
-
-  `paper_mean` is the paper's mean over the same configs, so a partial evaluation (e.g. the
-  bundled samples) is compared like with like; None unless all its rows have paper numbers
-  (the paper's prompts were used).
-  """
-  from xp3_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
-  from xp3_tasks import paper_results  # pylint: disable=g-import-not-at-top
-
-  by_headline: dict[str, list[TableRow]] = {}
-  for row in rows:
-    by_headline.setdefault(eval_tasks.headline(row.dataset, row.config), []).append(row)
-  out = []
-  for name, members in by_headline.items():
-    configs = tuple(r.config for r in members)
-    comparable = model_size and all(r.paper_accuracy is not None for r in members)
-    paper = (paper_results.paper_average(model_size, members[0].dataset, list(configs))
-             if comparable else None)
-    out.append(DatasetRow(name, mean_over_configs([r.median_accuracy for r in members]),
-                          configs, paper))
-  return out

@@ -23,6 +23,8 @@ from absl import logging
 import seqio
 import tensorflow as tf
 
+from xmtf import jsonl
+
 REQUIRED_FIELDS = ("inputs", "targets")
 _CHUNK_SIZE = 256  # records per from_generator element
 
@@ -56,54 +58,11 @@ def _record_skip(path: str, reason: str, message: str) -> None:
                     message)
 
 
-def parse_json_object(raw: bytes, where: str,
-                      error: type[ValueError] = InvalidRecordError) -> dict:
-  """One JSON-lines line -> its object; `error` naming `where` (file:line) for bytes that are
-  not UTF-8, malformed JSON or a value that is not an object. Shared by every JSON-lines reader
-  of the project (xP3 records, evaluation sets, inference prompts), so their errors agree."""
-  try:
-    text = raw.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise error(f"{where}: invalid UTF-8 at byte {e.start}: {e.reason}") from None
-  try:
-    record = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise error(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-  if not isinstance(record, dict):
-    raise error(f"{where}: expected a JSON object, got {type(record).__name__}")
-  return record
-
-
-_BOM = b"\xef\xbb\xbf"
-
-
-def _nonblank_lines(path: str) -> Iterator[tuple[int, bytes]]:
-  """(line number from 1, counting blank lines too; the line without its newline). A UTF-8
-  byte-order mark opening the file (Windows tools write one) is dropped; one anywhere else
-  stays and fails JSON parsing, as every other stray byte does."""
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for line_number, raw in enumerate(f, start=1):
-      if line_number == 1 and raw.startswith(_BOM):
-        raw = raw[len(_BOM):]
-      if raw.strip():
-        yield line_number, raw.rstrip(b"\r\n")
-
-
-def read_json_objects(path: str, error: type[ValueError]) -> Iterator[tuple[str, dict]]:
-  """(file:line, object) for every non-blank line of `path` (local or gs://); the first bad
-  line raises `error` (see `parse_json_object`)."""
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"{path} does not exist")
-  for line_number, raw in _nonblank_lines(path):
-    where = f"{path}:{line_number}"
-    yield where, parse_json_object(raw, where, error)
-
-
 def parse_line(raw: bytes, path: str, line_number: int,
                extra_fields: Sequence[str] = ()) -> dict[str, str]:
   """One raw line -> {inputs, targets, *extra_fields}; raises InvalidRecordError(file:line)."""
   where = f"{path}:{line_number}"
-  record = parse_json_object(raw, where)
+  record = jsonl.parse_json_object(raw, where, InvalidRecordError)
   example = {}
   for field in REQUIRED_FIELDS:
     if field not in record:
@@ -148,7 +107,7 @@ def iter_records(path: str, *, skip_invalid: bool = False, extra_fields: Sequenc
   would otherwise just shrink the mixture.
   """
   nonblank = 0
-  for line_number, raw in _nonblank_lines(path):
+  for line_number, raw in jsonl.nonblank_lines(path):
     nonblank += 1
     if (line_number - 1) % num_shards != shard_index:
       continue

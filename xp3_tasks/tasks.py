@@ -19,12 +19,12 @@ import posixpath
 from absl import logging
 import seqio
 
+from xmtf import truncation
 from xp3_tasks import config
 from xp3_tasks import manifest_file as manifest_lib
 from xp3_tasks import metadata
 from xp3_tasks import naming
 from xp3_tasks import sources
-from xp3_tasks import truncation
 from xp3_tasks import vocab as vocab_lib
 
 TRAIN_SPLIT = "train"
@@ -42,7 +42,7 @@ def output_features(vocabulary: seqio.Vocabulary,
 PREPROCESSORS = (
     seqio.preprocessors.tokenize,
     seqio.CacheDatasetPlaceholder(),
-    truncation.count_truncated,  # reported by the trainer (see xp3_tasks/truncation.py)
+    truncation.count_truncated,  # reported by xmtf.train (see xmtf/truncation.py)
     seqio.preprocessors.append_eos_after_trim,
 )
 

@@ -24,17 +24,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 
-from xmtf import model as model_lib  # noqa: E402
+from xp3_tasks import aggregation  # noqa: E402
 from xp3_tasks import metrics  # noqa: E402
-
-# mT5 shapes of the paper's sizes (emb_dim, encoder layers): enough to recognise a checkpoint.
-_SIZES = {(512, 8): "small", (768, 12): "base", (1024, 24): "large", (2048, 24): "xl",
-          (4096, 24): "xxl"}
-
-
-def infer_model_size(config: model_lib.T5Config) -> str | None:
-  """'small'..'xxl' when `config` has an mT5 size's shape (for the paper's columns), else None."""
-  return _SIZES.get((config.emb_dim, config.num_encoder_layers))
 
 
 def _fmt(value: float | None) -> str:
@@ -152,7 +143,7 @@ def select_checkpoint(accuracies_by_step: Mapping[int, Mapping[str, float]]) -> 
   if not accuracies_by_step:
     raise ValueError("select_checkpoint: no evaluated checkpoints")
   by_step = {step: {d.dataset: d.mean_accuracy
-                    for d in metrics.dataset_rows(metrics.table_rows(accuracies))}
+                    for d in aggregation.dataset_rows(aggregation.table_rows(accuracies))}
              for step, accuracies in sorted(accuracies_by_step.items())}
   entries = tuple(dict.fromkeys(e for values in by_step.values() for e in values))
   means = {step: float(sum(v.values()) / len(v)) for step, v in by_step.items() if v}
@@ -216,8 +207,8 @@ def write_report(output_dir: str, accuracies_by_step: Mapping[int, Mapping[str, 
     raise ValueError("write_report: no evaluated checkpoints")
   os.makedirs(output_dir, exist_ok=True)
   step = max(accuracies_by_step) if report_step is None else report_step
-  rows = metrics.table_rows(accuracies_by_step[step], model_size)
-  datasets = metrics.dataset_rows(rows, model_size)
+  rows = aggregation.table_rows(accuracies_by_step[step], model_size)
+  datasets = aggregation.dataset_rows(rows, model_size)
   title = f"Zero-shot accuracy, checkpoint step {step}"
   paths = {"markdown": os.path.join(output_dir, "table.md"),
            "csv": os.path.join(output_dir, "table.csv"),
@@ -236,3 +227,23 @@ def write_report(output_dir: str, accuracies_by_step: Mapping[int, Mapping[str, 
     write_selection_csv(paths["selection_csv"], selection)
     plot_over_checkpoints(paths["over_checkpoints"], selection, "Headline accuracy per checkpoint")
   return paths
+
+
+def write_eval_report(output_dir: str, results_by_step: Mapping[int, Mapping[str, float]],
+                      model_size: str | None, checkpoint_paths: Mapping[int, str]) -> list[str]:
+  """The eval CLI's plug-in (gin: `evaluate_checkpoints.report_fn =
+  'xp3_tasks.report.write_eval_report'`): `write_report` over the paper's evaluation tasks of
+  the evaluator's flat metrics per step; returns the lines to print (the files written and, for
+  several checkpoints, the best one)."""
+  accuracies = {step: a for step, flat in results_by_step.items()
+                if (a := aggregation.evaluation_accuracies(flat))}
+  if not accuracies:
+    return []
+  lines = [f"{name}: {path}" for name, path in
+           write_report(output_dir, accuracies, model_size).items()]
+  if len(accuracies) > 1:
+    selection = select_checkpoint(accuracies)
+    best = selection.best_step
+    lines.append(f"best checkpoint: step {best} (mean held-out accuracy "
+                 f"{selection.mean_by_step[best]:.2f}): {checkpoint_paths[best]}")
+  return lines
