@@ -20,12 +20,26 @@ def _modules() -> dict[str, pathlib.Path]:
   return found
 
 
+def _is_main_guard(node: ast.AST) -> bool:
+  return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+          and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+
+
+def _walk(tree: ast.AST):
+  """ast.walk without the `if __name__ == "__main__":` blocks: what they import runs only when
+  the file is the program, as a module `__main__` that nothing imports back."""
+  for child in ast.iter_child_nodes(tree):
+    if not _is_main_guard(child):
+      yield child
+      yield from _walk(child)
+
+
 def _imports(name: str, path: pathlib.Path, modules: dict[str, pathlib.Path]) -> set[str]:
   """The project modules `name` imports: `from p import m` counts as importing p.m when that is
   a module, else p."""
   is_package = path.name == "__init__.py"
   out = set()
-  for node in ast.walk(ast.parse(path.read_text(), str(path))):
+  for node in _walk(ast.parse(path.read_text(), str(path))):
     if isinstance(node, ast.Import):
       targets = [alias.name for alias in node.names]
     elif isinstance(node, ast.ImportFrom):

@@ -18,7 +18,7 @@ transformers = pytest.importorskip("transformers")
 import sentencepiece as spm  # noqa: E402
 
 from xmtf import checkpoints  # noqa: E402
-from xmtf import convert  # noqa: E402
+from xmtf.cli import convert as convert_cli  # noqa: E402
 from xmtf.interop import hf  # noqa: E402
 from xmtf.interop import hf_directory  # noqa: E402
 from xmtf.interop import t5x  # noqa: E402
@@ -31,7 +31,7 @@ F32 = '{"dtype": "float32"}'
 
 
 def _run(argv, capsys=None):
-  code = convert.main([str(arg) for arg in argv])
+  code = convert_cli.main([str(arg) for arg in argv])
   return code if capsys is None else (code, capsys.readouterr().err)
 
 
@@ -222,7 +222,7 @@ def test_errors(t5x_fixtures, tmp_path, capsys):
   assert code == 2 and "--from hf --to hf is not supported" in err
 
   with pytest.raises(SystemExit) as exit_info:
-    convert.main(["--from", "onnx", "--to", "hf", "--input", "x", "--output", "y"])
+    convert_cli.main(["--from", "onnx", "--to", "hf", "--input", "x", "--output", "y"])
   assert exit_info.value.code == 2 and "invalid choice: 'onnx'" in capsys.readouterr().err
 
   code, err = _run(["--from", "t5x", "--to", "xmtf", "--input", source, "--output", tmp_path / "o",

@@ -90,18 +90,18 @@ def test_task_catalog_names_and_metadata():
   # XNLI 15, XCOPA 11, XStoryCloze 10, XWinograd 6, ANLI 3, CB, RTE, COPA, Winogrande, StoryCloze.
   assert len(names) == 5 * (15 + 11 + 10 + 6 + 3 + 5) == len(set(names))
   assert all(re.fullmatch(r"[a-z0-9_]+", n) for n in names)
-  info = eval_tasks.get_task_info("xwinograd_jp_true_or_false")
+  info = eval_tasks.get_eval_task_info("xwinograd_jp_true_or_false")
   assert (info.dataset, info.config, info.language, info.split, info.group, info.num_choices) == (
       "xwinograd", "jp", "ja", "test", "L2", 2)
-  assert eval_tasks.get_task_info("xnli_sw_can_we_infer").group == "L1"
-  rte = eval_tasks.get_task_info("super_glue_rte_guaranteed_true")
+  assert eval_tasks.get_eval_task_info("xnli_sw_can_we_infer").group == "L1"
+  rte = eval_tasks.get_eval_task_info("super_glue_rte_guaranteed_true")
   assert rte.paper_prompt == "guaranteed true"
-  assert eval_tasks.get_task_info("anli_r2_gpt_3_style").language == "en"
+  assert eval_tasks.get_eval_task_info("anli_r2_gpt_3_style").language == "en"
   assert len(eval_tasks.find_tasks(dataset="xcopa", language="sw")) == 5
   assert set(eval_tasks.find_tasks(language="sw")) == {
       n for n in names if n.startswith(("xnli_sw_", "xcopa_sw_", "xstory_cloze_sw_"))}
   with pytest.raises(KeyError, match="close"):
-    eval_tasks.get_task_info("xnli_sw_can_we_infe")
+    eval_tasks.get_eval_task_info("xnli_sw_can_we_infe")
   # The paper's tables: multilingual datasets as means over languages, English sets one by one.
   assert [eval_tasks.headline(d, c) for d, c in (
       ("xnli", "sw"), ("anli", "r2"), ("super_glue", "cb"), ("super_glue", "rte"),
@@ -132,7 +132,7 @@ def test_mixtures():
                                         ("super_glue_rte_does_it_follow_that", "validation")])
 def test_rank_classification_rows(name, split):
   _sample_vocab_or_skip(name)
-  info = eval_tasks.get_task_info(name)
+  info = eval_tasks.get_eval_task_info(name)
   with open(info.data_path(eval_tasks.DEFAULT_EVAL_DATA_DIR), encoding="utf-8") as f:
     num_examples = sum(1 for line in f if line.strip())
   rows = _rows(name, split)
@@ -242,7 +242,7 @@ def test_data_root_is_configurable(tmp_path):
 
 def test_data_root_from_environment(monkeypatch, tmp_path):
   monkeypatch.setenv("XP3_EVAL_DATA_ROOT", str(tmp_path))
-  assert eval_tasks.get_task_info("xnli_de_gpt_3_style").data_path() == str(
+  assert eval_tasks.get_eval_task_info("xnli_de_gpt_3_style").data_path() == str(
       tmp_path / "xnli" / "de" / "validation.jsonl")
 
 
@@ -278,13 +278,13 @@ def test_dataset_forms_are_normalised(tmp_path):
 
 
 def test_every_bundled_file_reads():
-  bundled = {(i.dataset, i.config) for i in map(eval_tasks.get_task_info,
+  bundled = {(i.dataset, i.config) for i in map(eval_tasks.get_eval_task_info,
                                                 eval_tasks.find_tasks(bundled_only=True))}
   assert {("xnli", "ar"), ("xcopa", "sw"), ("xstory_cloze", "hi"), ("xwinograd", "jp"),
           ("anli", "r3"), ("super_glue", "cb"), ("winogrande", "xl"),
           ("story_cloze", "2016")} <= bundled
   for name in eval_tasks.find_tasks(bundled_only=True):
-    info = eval_tasks.get_task_info(name)
+    info = eval_tasks.get_eval_task_info(name)
     normalise = next(s.normalise for s in eval_tasks.EVAL_SETS
                      if s.dataset == info.dataset and info.config in s.configs)
     records = eval_tasks.read_jsonl_records(info.data_path(eval_tasks.DEFAULT_EVAL_DATA_DIR),

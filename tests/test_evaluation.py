@@ -9,6 +9,7 @@ import pytest
 from xmtf import checkpoints
 from xmtf import eval as eval_lib
 from xmtf import model as model_lib
+from xmtf.cli import eval as eval_cli
 
 TASKS = ["xcopa_zh_best_option", "xcopa_zh_plausible_alternatives", "xwinograd_jp_replace",
          "xwinograd_jp_underscore_refer_to", "xwinograd_jp_stand_for"]
@@ -43,7 +44,7 @@ def mixture():
   from xp3_tasks import eval_tasks
 
   for name in TASKS:
-    eval_tasks.get_task_info(name)
+    eval_tasks.get_eval_task_info(name)
   if "test_evaluation_mix" not in seqio.MixtureRegistry.names():
     seqio.MixtureRegistry.add("test_evaluation_mix", TASKS, default_rate=1.0)
   return "test_evaluation_mix"
@@ -147,7 +148,7 @@ def test_checkpoint_selection_picks_the_best_mean_of_headline_entries():
 @pytest.mark.slow
 def test_eval_cli_writes_table_csv_json_and_plots(model_dir, mixture, tmp_path, capsys):
   out = tmp_path / "eval"
-  eval_lib.main([
+  eval_cli.main([
       "--gin_file=runs/eval.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
       f"--gin.EVAL_OUTPUT_DIR='{out}'", f"--gin.MIXTURE_OR_TASK_NAME='{mixture}'",
       "--gin.ALL_CHECKPOINTS=True", "--gin.MODEL_SIZE='xxl'", "--gin.BATCH_SIZE=16",
@@ -190,12 +191,13 @@ def test_list_checkpoints(model_dir):
 @pytest.mark.slow
 def test_infer_jsonl_predict_and_score(model_dir, tmp_path):
   from xmtf import infer
+  from xmtf.cli import infer as infer_cli
 
   prompts = tmp_path / "prompts.jsonl"
   prompts.write_text('{"inputs": "Translate to English: Je t\'aime.", "targets": "I love you."}\n'
                      '{"inputs": "2 + 2 =", "targets": "4"}\n')
   out = tmp_path / "pred.jsonl"
-  infer.main(["--gin_file=runs/infer.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
+  infer_cli.main(["--gin_file=runs/infer.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
               f"--gin.INPUT_FILE='{prompts}'", f"--gin.OUTPUT_FILE='{out}'",
               "--gin.DecodeOptions.method='beam'", "--gin.DecodeOptions.beam_size=2",
               "--gin.DecodeOptions.max_decode_length=5"])
@@ -226,9 +228,9 @@ def test_infer_task_scores(model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_generate_prints_a_line_per_prompt(model_dir, capsys):
-  from xmtf import generate
+  from xmtf.cli import generate as generate_cli
 
-  generate.main(["--checkpoint", model_dir, "--max_decode_length", "4", "a", "b"])
+  generate_cli.main(["--checkpoint", model_dir, "--max_decode_length", "4", "a", "b"])
   assert capsys.readouterr().out.count("> ") == 2
-  generate.main(["--checkpoint", model_dir, "--max_decode_length", "4", "--temperature", "0.7",
+  generate_cli.main(["--checkpoint", model_dir, "--max_decode_length", "4", "--temperature", "0.7",
                  "--top_k", "5", "Translate to English: Je t'aime."])

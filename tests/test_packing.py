@@ -242,8 +242,9 @@ def test_packed_recipes_use_the_measured_row_length():
 @pytest.mark.slow  # compiles the tiny step twice
 def test_plan_compiles_packed_rows():
   from xmtf import plan as plan_lib  # pylint: disable=g-import-not-at-top
+  from xmtf.cli import plan as plan_cli  # pylint: disable=g-import-not-at-top
 
-  plan = plan_lib.main(["--gin_file=gin/mt0_tiny_packed.gin", "--num_devices=4",
+  plan = plan_cli.main(["--gin_file=gin/mt0_tiny_packed.gin", "--num_devices=4",
                         "--gin.NUM_PARTITIONS=2"])
   assert (plan.batch_size, plan.input_length, plan.target_length) == (4, 512, 128)
   # int32 rows of one data shard (2 of 4): tokens, segment ids and positions of both sides,

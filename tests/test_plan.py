@@ -6,10 +6,11 @@ import pytest
 from xmtf import flops
 from xmtf import model as model_lib
 from xmtf import plan as plan_lib
+from xmtf.cli import plan as plan_cli
 
 
 def _plan(*bindings: str) -> tuple[plan_lib.Plan, str]:
-  plan = plan_lib.main(["--gin_file=gin/mt0_tiny.gin", "--num_devices=4",
+  plan = plan_cli.main(["--gin_file=gin/mt0_tiny.gin", "--num_devices=4",
                         "--gin.NUM_PARTITIONS=2", *bindings])
   return plan, plan_lib.format_plan(plan, plan_lib.TPU_V4_HBM_GIB)
 
@@ -50,7 +51,7 @@ def test_two_dimensional_partitioning_shards_parameters_over_data(one_d):
 
 def test_too_few_devices_is_explained():
   with pytest.raises(ValueError, match="--num_devices=8"):
-    plan_lib.main(["--gin_file=gin/mt0_tiny.gin", "--num_devices=8"])
+    plan_cli.main(["--gin_file=gin/mt0_tiny.gin", "--num_devices=8"])
 
 
 def test_train_bindings_resolve_literals_macros_and_references():

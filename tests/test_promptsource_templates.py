@@ -296,7 +296,7 @@ def test_every_bundled_task_equals_promptsource(paper_prompts, monkeypatch):
   for variant in ("en", "mt", "ht"):
     monkeypatch.setenv("XP3_PROMPTSOURCE_VARIANT", variant)
     for name in eval_tasks.find_tasks(bundled_only=True):
-      info = eval_tasks.get_task_info(name)
+      info = eval_tasks.get_eval_task_info(name)
       translated = variant != "en" and info.language != "en"
       expected = reference.get((info.dataset, info.config, info.paper_prompt,
                                 variant if translated else "en"))

@@ -22,7 +22,7 @@ from t5x import train_state as train_state_lib  # noqa: E402
 from t5x.examples.t5 import network  # noqa: E402
 
 from xmtf import checkpoints  # noqa: E402
-from xmtf import convert  # noqa: E402
+from xmtf.cli import convert as convert_cli  # noqa: E402
 from xmtf import eval as xmtf_eval  # noqa: E402
 from xmtf import model as model_lib  # noqa: E402
 from xmtf import optim  # noqa: E402
@@ -148,7 +148,7 @@ def test_t5x_orbax_checkpoint_read_by_us(t5x_run, tmp_path):
   _assert_trees_equal(initial.opt_state.param_states, state.param_states)
 
   # python -m xmtf.convert --from t5x (orbax) --to xmtf, optimizer state included.
-  assert convert.main(["--from", "t5x", "--to", "xmtf", "--input", path, "--output",
+  assert convert_cli.main(["--from", "t5x", "--to", "xmtf", "--input", path, "--output",
                        str(tmp_path / "xmtf"), "--config", '{"dtype": "float32"}',
                        "--include_optimizer_state"]) == 0
   converted, converted_config = checkpoints.load_params(str(tmp_path / "xmtf"))
@@ -175,7 +175,7 @@ def test_t5x_orbax_checkpoint_without_optimizer_state(tmp_path):
   initial = checkpoints.load_initial_checkpoint(path, TINY, optim.adafactor(1e-3).init(params),
                                                 True)
   assert initial.opt_state is None and initial.step == 0
-  assert convert.main(["--from", "t5x", "--to", "xmtf", "--input", path, "--output",
+  assert convert_cli.main(["--from", "t5x", "--to", "xmtf", "--input", path, "--output",
                        str(tmp_path / "o"), "--include_optimizer_state"]) == 2
 
 
@@ -204,7 +204,7 @@ def _our_trained_checkpoint(model_dir) -> tuple[str, dict, dict]:
 
 def test_ours_written_as_t5x_restored_by_t5x(tmp_path):
   source, params, t5x_state = _our_trained_checkpoint(tmp_path / "ours")
-  assert convert.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
+  assert convert_cli.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
                        str(tmp_path / "t5x")]) == 0
   model = _t5x_model()
   template = _trained_t5x_state(model, steps=0)
@@ -222,7 +222,7 @@ def test_ours_written_as_t5x_restored_by_t5x(tmp_path):
 def test_params_only_checkpoint_gets_a_fresh_adafactor_state(tmp_path):
   params = jax.device_get(model_lib.init_params(TINY, jax.random.PRNGKey(4)))
   source = checkpoints.save_params(str(tmp_path / "ours"), 0, params, TINY)
-  assert convert.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
+  assert convert_cli.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
                        str(tmp_path / "t5x"), "--step", "7"]) == 0
   fresh = _trained_t5x_state(_t5x_model(), steps=0)  # T5X's own initial Adafactor slots
   restored = _t5x_manager(tmp_path / "run", fresh).restore(
@@ -236,7 +236,7 @@ def test_params_only_checkpoint_gets_a_fresh_adafactor_state(tmp_path):
 def test_t5x_train_continues_from_our_checkpoint(tmp_path):
   """`python -m t5x.train` (tests/t5x_tiny_continue.gin) resumes at step 3 and trains to 5."""
   source, params, _ = _our_trained_checkpoint(tmp_path / "ours")
-  assert convert.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
+  assert convert_cli.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
                        str(tmp_path / "t5x")]) == 0
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
   env.pop("XLA_FLAGS", None)  # one device, as a user's CPU run

@@ -25,6 +25,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
   pytest.skip(f"T5X is not importable ({e}); install it with bash ../shared/t5x-ref/install.sh",
               allow_module_level=True)
 
+from batches import padded_batch as random_padded_batch
 from xmtf import losses
 from xmtf import model as model_lib
 from xmtf import optim
@@ -43,18 +44,7 @@ MIN_DIM_SIZE_TO_FACTOR = 32  # the tiny dims factor as mT5's >= 128 do
 
 
 def padded_batch(seed, rows=4, inputs_length=12, targets_length=8):
-  """One example per row, real lengths varying (padding and per-sequence weights matter)."""
-  rng = np.random.default_rng(seed)
-  enc = rng.integers(2, CONFIG.vocab_size, (rows, inputs_length))
-  targets = rng.integers(2, CONFIG.vocab_size, (rows, targets_length))
-  for row in range(rows):
-    enc[row, rng.integers(3, inputs_length + 1):] = 0
-    targets[row, rng.integers(2, targets_length + 1):] = 0
-  decoder_inputs = np.pad(targets, ((0, 0), (1, 0)))[:, :-1]
-  return {"encoder_input_tokens": enc.astype(np.int32),
-          "decoder_input_tokens": decoder_inputs.astype(np.int32),
-          "decoder_target_tokens": targets.astype(np.int32),
-          "decoder_loss_weights": (targets > 0).astype(np.float32)}
+  return random_padded_batch(seed, CONFIG.vocab_size, rows, inputs_length, targets_length)
 
 
 def packed_batch(seed, rows=4, inputs_length=12, targets_length=8):

@@ -1,7 +1,7 @@
 """`python -m xmtf.train` on the embedded default (gin/mt0_tiny.gin), shrunk to a few steps:
 train, checkpoint, evaluate, resume; the data position restore; initial checkpoints.
 
-The runs call `xmtf.train.main(argv)` in this process (what `python -m xmtf.train` runs after
+The runs call `xmtf.cli.train.main(argv)` in this process (what `python -m xmtf.train` runs after
 parsing flags; gin_utils.parse_gin clears gin's global state on every call)."""
 import dataclasses
 import json
@@ -14,12 +14,12 @@ import orbax.checkpoint as ocp
 import pytest
 
 from xmtf import checkpoints
-from xmtf import convert
 from xmtf import data
 from xmtf import model as model_lib
 from xmtf import optim
 from xmtf import partitioning
-from xmtf import train
+from xmtf.cli import convert as convert_cli
+from xmtf.cli import train as train_cli
 
 # gin/models/mt5_tiny.gin's model.
 TINY = model_lib.T5Config(vocab_size=2048, emb_dim=64, num_heads=4, head_dim=16,
@@ -55,7 +55,7 @@ def _cwd_and_gin(monkeypatch):
 @pytest.mark.slow
 def test_train_checkpoint_evaluate_resume(tmp_path):
   model_dir = str(tmp_path / "run")
-  train.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=6", "--gin.EVAL_PERIOD=6"))
+  train_cli.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=6", "--gin.EVAL_PERIOD=6"))
 
   assert "TRAIN_STEPS = 6" in open(os.path.join(model_dir, "config.gin")).read()
   assert checkpoints.latest_checkpoint(model_dir).endswith("checkpoint_6")
@@ -80,7 +80,7 @@ def test_train_checkpoint_evaluate_resume(tmp_path):
   # A second invocation with more steps resumes at step 6 and continues the metrics file; a
   # hook added in gin (train.extra_hooks) profiles step 8.
   profile_dir = str(tmp_path / "profile")
-  train.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=9", "--gin.EVAL_PERIOD=0",
+  train_cli.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=9", "--gin.EVAL_PERIOD=0",
                        "--gin.train.extra_hooks=[@Profiler()]",
                        f"--gin.Profiler.log_dir='{profile_dir}'", "--gin.Profiler.first_step=8",
                        "--gin.Profiler.num_steps=1"))
@@ -139,7 +139,7 @@ def test_initial_checkpoint_xmtf_and_hugging_face(tmp_path):
 
   # Hugging Face directory written by the converter.
   hf_dir = str(tmp_path / "hf")
-  convert.main(["--from=xmtf", "--to=hf", f"--input={source}", f"--output={hf_dir}"])
+  convert_cli.main(["--from=xmtf", "--to=hf", f"--input={source}", f"--output={hf_dir}"])
   from_hf = checkpoints.load_initial_checkpoint(hf_dir, TINY, reference, True)
   assert (from_hf.source, from_hf.step, from_hf.opt_state) == ("Hugging Face", 0, None)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=0),
@@ -147,7 +147,7 @@ def test_initial_checkpoint_xmtf_and_hugging_face(tmp_path):
 
   # A training run starts from it (T5X semantics: the step continues from 10).
   model_dir = str(tmp_path / "finetune")
-  train.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=11", "--gin.EVAL_PERIOD=0",
+  train_cli.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=11", "--gin.EVAL_PERIOD=0",
                        "--gin.MIXTURE_OR_TASK_NAME='xp3_sw'",
                        f"--gin.INITIAL_CHECKPOINT_PATH='{source}'"))
   assert checkpoints.latest_checkpoint(model_dir).endswith("checkpoint_11")

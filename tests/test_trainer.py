@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from batches import padded_batch as random_padded_batch
+
 from xmtf import model as model_lib
 from xmtf import optim
 from xmtf import partitioning
@@ -25,23 +27,9 @@ def make_trainer(mesh, rules=None, *, learning_rate=0.01, config=CONFIG, **kwarg
                              rules or partitioning.standard_logical_axis_rules(), **kwargs)
 
 
-def one_device_mesh():
-  return partitioning.create_mesh(devices=jax.devices()[:1])
-
-
 def random_batch(seed, batch_size=8, inputs_length=10, targets_length=7):
-  """Unpacked seq2seq rows with varying real lengths (padding matters for normalisation)."""
-  rng = np.random.default_rng(seed)
-  enc = rng.integers(3, CONFIG.vocab_size, (batch_size, inputs_length))
-  targets = rng.integers(3, CONFIG.vocab_size, (batch_size, targets_length))
-  for row in range(batch_size):
-    enc[row, rng.integers(2, inputs_length + 1):] = 0
-    targets[row, rng.integers(1, targets_length + 1):] = 0
-  decoder_inputs = np.pad(targets, ((0, 0), (1, 0)))[:, :-1]
-  return {"encoder_input_tokens": enc.astype(np.int32),
-          "decoder_input_tokens": decoder_inputs.astype(np.int32),
-          "decoder_target_tokens": targets.astype(np.int32),
-          "decoder_loss_weights": (targets > 0).astype(np.float32)}
+  return random_padded_batch(seed, CONFIG.vocab_size, batch_size, inputs_length, targets_length,
+                              lowest_token=3, min_inputs=2, min_targets=1)
 
 
 def host_params(seed=0):
@@ -64,12 +52,12 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("parameter_partitioning_dims", [1, 2])
-def test_sharded_step_equals_one_device(parameter_partitioning_dims):
+def test_sharded_step_equals_one_device(parameter_partitioning_dims, one_device_mesh):
   rules = partitioning.standard_logical_axis_rules(
       parameter_partitioning_dims=parameter_partitioning_dims)
   batches = [random_batch(seed) for seed in range(2)]
   params = host_params()
-  single = make_trainer(one_device_mesh(), rules,
+  single = make_trainer(one_device_mesh, rules,
                         loss_normalizing_factor="AVERAGE_PER_SEQUENCE")
   mesh = partitioning.create_mesh(mesh_shape=(2, 2))
   sharded = make_trainer(mesh, rules, loss_normalizing_factor="AVERAGE_PER_SEQUENCE")
@@ -164,7 +152,7 @@ def reversal_batch(rng, batch_size, length):
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_to_reverse():
+def test_tiny_model_learns_to_reverse(one_device_mesh):
   """Teacher-forced argmax exact match over whole sequences. When every position's argmax is
   right given the right prefix, greedy decoding produces that same sequence (by induction over
   positions), so this exact match is greedy decoding's."""
@@ -173,7 +161,7 @@ def test_tiny_model_learns_to_reverse():
                               dropout_rate=0.0, dtype="float32")
   # One device: learning does not depend on the mesh (the tests above show the step does not),
   # and 300 steps of 4 fake devices' collectives on 2 cores is slow.
-  mesh = one_device_mesh()
+  mesh = one_device_mesh
   # Linear decay to 0 over the run: a constant rate leaves Adafactor's loss spiking now and then.
   schedule = lambda step: 0.03 * jnp.maximum(1.0 - step / STEPS, 0.0)
   trainer = make_trainer(mesh, config=config, learning_rate=schedule,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from typing import Mapping
 
 from seqio import beam_utils
@@ -51,18 +50,7 @@ class PreprocessTaskWithSettings(beam_utils.PreprocessTask):
     super().__init__(*args, **kwargs)
 
 
-def main(argv: list[str] | None = None) -> None:
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from seqio.scripts import cache_tasks_main  # pylint: disable=g-import-not-at-top
-
-  # cache_tasks_main takes no setup function; it builds its transforms from this attribute.
-  beam_utils.PreprocessTask = PreprocessTaskWithSettings
-
-  app.run(cache_tasks_main.main, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
-
-
 if __name__ == "__main__":
-  # Under `python -m` this file is __main__; Beam must pickle the class of the importable module.
-  import importlib  # pylint: disable=g-import-not-at-top
-  importlib.import_module("xmtf.cache_tasks").main()
+  from xmtf.cli import cache_tasks as cli  # pylint: disable=g-import-not-at-top
+
+  cli.main()

@@ -25,6 +25,7 @@ from flax import linen as nn
 from etils import epath
 
 from xmtf import optim
+from xmtf import pytree
 from xmtf.interop import hf
 from xmtf.interop import hf_directory
 from xmtf.interop import t5x
@@ -76,6 +77,12 @@ def save_params(model_dir: str, step: int, params: Any, model_config: T5Config,
   return os.fspath(path)
 
 
+def directory_step(name: str) -> int | None:
+  """The step of a directory named `checkpoint_<step>` (xmtf's and T5X's naming), else None."""
+  match = _STEP_DIR.match(name)
+  return int(match.group(1)) if match else None
+
+
 def latest_checkpoint(model_dir: str) -> str | None:
   """The finalised `checkpoint_<step>` of highest step in `model_dir`, or None."""
   directory = epath.Path(model_dir)
@@ -83,9 +90,9 @@ def latest_checkpoint(model_dir: str) -> str | None:
     return None
   steps = []
   for child in directory.iterdir():
-    match = _STEP_DIR.match(child.name)
-    if match and child.is_dir() and ocp.utils.is_checkpoint_finalized(child):
-      steps.append((int(match.group(1)), child))
+    step = directory_step(child.name)
+    if step is not None and child.is_dir() and ocp.utils.is_checkpoint_finalized(child):
+      steps.append((step, child))
   return os.fspath(max(steps)[1]) if steps else None
 
 
@@ -98,8 +105,7 @@ def is_checkpoint(path: str) -> bool:
 
 def checkpoint_step(path: str) -> int:
   """The step a checkpoint_<step> directory names (0 for other names)."""
-  match = _STEP_DIR.match(epath.Path(path).name)
-  return int(match.group(1)) if match else 0
+  return directory_step(epath.Path(path).name) or 0
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -155,8 +161,8 @@ def load_optimizer_state(checkpoint: str) -> dict[str, Any] | None:
 
 def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in path):
-          tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf)) for path, leaf in flat}
+  return {pytree.path_name(path): tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
+          for path, leaf in flat}
 
 
 def _check_shapes(stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]],

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,8 @@ from xmtf.interop import t5x_checkpoint
 from xmtf.interop import t5x_orbax
 from xmtf.model import T5Config
 
-_DESCRIPTION = __doc__.split("\n\n", 1)[0]
-_EPILOG = """\
+DESCRIPTION = __doc__.split("\n\n", 1)[0]
+EPILOG = """\
 formats
   t5x   A T5X checkpoint directory checkpoint_<step>/ in either of T5X's layouts: legacy (the
         msgpack file `checkpoint`, or that file itself, with arrays inline or as TensorStore/zarr
@@ -251,51 +251,6 @@ _CONVERSIONS = {("t5x", "xmtf"): t5x_to_xmtf, ("xmtf", "t5x"): xmtf_to_t5x, ("t5
                 ("hf", "xmtf"): hf_to_xmtf, ("xmtf", "hf"): xmtf_to_hf}
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="python -m xmtf.convert", description=_DESCRIPTION, epilog=_EPILOG,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--from", dest="source", required=True, choices=["t5x", "hf", "xmtf"],
-                      help="input format (see 'formats' below)")
-  parser.add_argument("--to", dest="target", required=True, choices=["xmtf", "hf", "t5x"],
-                      help="output format: xmtf (orbax), hf (Hugging Face directory) or t5x "
-                           "(T5X's orbax layout, from xmtf)")
-  parser.add_argument("--input", required=True,
-                      help="t5x: checkpoint_<step> dir or its msgpack file, local or gs://; "
-                           "hf: local directory; xmtf: checkpoint_<step> or model dir, local "
-                           "or gs://")
-  parser.add_argument("--output", required=True,
-                      help="xmtf, t5x: model directory (checkpoint_<step> is created in it), "
-                           "local or gs://; hf: local directory (created)")
-  parser.add_argument("--vocab", metavar="PATH",
-                      help="--to hf: SentencePiece model (local or gs://) copied as spiece.model "
-                           "with a T5Tokenizer config, e.g. "
-                           "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model")
-  parser.add_argument("--model_gin", metavar="FILE",
-                      help="--from t5x: gin file binding T5Config (gin/models/mt5_<size>.gin)")
-  parser.add_argument("--config", metavar="JSON",
-                      help="T5Config fields (JSON file or inline object) overriding the gin "
-                           "file's, the inferred (t5x) or the stored (hf, xmtf) configuration")
-  parser.add_argument("--num_heads", type=int,
-                      help="--from t5x without --model_gin/--config: number of attention heads, "
-                           "when the checkpoint has no relative-position table to read it from")
-  parser.add_argument("--step", type=int,
-                      help="--to xmtf/t5x: step of the written checkpoint_<step> (default: the "
-                           "input checkpoint's step; 0 for hf inputs)")
-  parser.add_argument("--include_optimizer_state", action="store_true",
-                      help="--from t5x --to xmtf: also write T5X's Adafactor state "
-                           "({step, param_states: v_row/v_col/v/m}) as the item opt_state")
-  parser.add_argument("--hf_model_type", choices=["mt5", "t5"],
-                      help="--to hf: config.json model_type (default mt5; t5 for configs with "
-                           "logits_via_embedding)")
-  return parser
-
-
 def _check_args(args: argparse.Namespace) -> None:
   if (args.source, args.target) not in _SUPPORTED:
     raise UsageError(f"conversion --from {args.source} --to {args.target} is not supported "
@@ -311,18 +266,18 @@ def _check_args(args: argparse.Namespace) -> None:
     raise UsageError("--vocab applies to --to hf only")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
-  try:
-    _check_args(args)
-    written = _CONVERSIONS[(args.source, args.target)](args)
-  except (UsageError, hf.ConversionError, t5x_checkpoint.T5XCheckpointError,
-          t5x.ConfigInferenceError, FileNotFoundError) as error:
-    print(f"xmtf.convert: error: {error}", file=sys.stderr)
-    return 2
-  print(f"wrote {written}")
-  return 0
+ERRORS = (UsageError, hf.ConversionError, t5x_checkpoint.T5XCheckpointError,
+          t5x.ConfigInferenceError, FileNotFoundError)  # bad input: the command exits 2
+
+
+def convert(args: argparse.Namespace) -> str:
+  """The conversion the command line's fields describe (`xmtf.cli.convert`'s flags); returns
+  what was written. Raises one of ERRORS on bad input."""
+  _check_args(args)
+  return _CONVERSIONS[(args.source, args.target)](args)
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  from xmtf.cli import convert as cli  # pylint: disable=g-import-not-at-top
+
+  sys.exit(cli.main())

@@ -18,11 +18,8 @@ checkpoint, their mean, the best checkpoint by that mean: the paper's rule for m
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import logging
 import os
-import re
 from typing import TYPE_CHECKING, Callable, Mapping
 
 import gin
@@ -35,7 +32,6 @@ from xmtf import gin_utils
 if TYPE_CHECKING:
   from xmtf import model as model_lib
 
-_STEP = re.compile(r"checkpoint_(\d+)$")
 # mT5 shapes of the paper's sizes (emb_dim, encoder layers): enough to recognise a checkpoint.
 _MT5_SIZES = {(512, 8): "small", (768, 12): "base", (1024, 24): "large", (2048, 24): "xl",
               (4096, 24): "xxl"}
@@ -53,8 +49,8 @@ def list_checkpoints(path: str, all_checkpoints: bool) -> list[tuple[int, str]]:
     return [(checkpoints.checkpoint_step(path), path)]
   root = epath.Path(path)
   if all_checkpoints and root.is_dir():
-    found = sorted((int(match.group(1)), os.fspath(child)) for child in root.iterdir()
-                   if (match := _STEP.match(child.name))
+    found = sorted((step, os.fspath(child)) for child in root.iterdir()
+                   if (step := checkpoints.directory_step(child.name)) is not None
                    and checkpoints.is_checkpoint(os.fspath(child)))
     if found:
       return found
@@ -115,16 +111,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
   return results
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  gin_utils.parse_args(parser, argv)
-  from xmtf import runtime  # pylint: disable=g-import-not-at-top
-  runtime.hide_gpus_from_tensorflow()
-  # Under `python -m` this file is __main__; gin binds the configurable of the module it imports.
-  importlib.import_module("xmtf.eval").evaluate_checkpoints()
-
-
 if __name__ == "__main__":
-  logging.basicConfig(level=logging.INFO)
-  main()
+  from xmtf.cli import eval as cli  # pylint: disable=g-import-not-at-top
+
+  cli.main()

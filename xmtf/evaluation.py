@@ -34,7 +34,6 @@ import jax
 import numpy as np
 import seqio
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from xmtf import data
 from xmtf import decoding
@@ -42,6 +41,7 @@ from xmtf import gin_utils
 from xmtf import model as model_lib
 from xmtf import model_fns
 from xmtf import scoring
+from xmtf import summaries
 
 PyTree = Any
 DEFAULT_FEATURE_LENGTHS = {"inputs": 512, "targets": 128}  # the paper's mT0 evaluation
@@ -131,7 +131,7 @@ class Evaluator:
     self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     self._prepared_future = self._reader.submit(self._prepare)
     self._pending: list[concurrent.futures.Future] = []
-    self._summary_writer = None
+    self._metrics_writer = summaries.MetricsWriter(output_dir) if output_dir else None
     self.history: dict[int, dict[str, float]] = {}
 
   @property
@@ -266,26 +266,14 @@ class Evaluator:
     self.wait()
     self._writer.shutdown(wait=True)
     self._reader.shutdown(wait=True)
-    if self._summary_writer is not None:
-      self._summary_writer.close()
+    if self._metrics_writer is not None:
+      self._metrics_writer.close()
 
   # -- writing (writer thread) ---------------------------------------------------------------
 
   def _write(self, step: int, task_metrics: Mapping[str, Mapping[str, Any]],
              flat: Mapping[str, float], outputs: Mapping[str, Mapping[str, Any]]) -> None:
-    tf.io.gfile.makedirs(self.output_dir)
-    if self._summary_writer is None:
-      self._summary_writer = tf.summary.create_file_writer(self.output_dir)
-    # tf.summary.write with the scalars plugin's metadata: what tf.summary.scalar writes, without
-    # needing the tensorboard package installed.
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    with self._summary_writer.as_default():
-      for name, value in flat.items():
-        tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=metadata)
-    self._summary_writer.flush()
-    with tf.io.gfile.GFile(os.path.join(self.output_dir, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps({"step": step, **flat}, sort_keys=True) + "\n")
+    self._metrics_writer.write(step, flat)
     step_dir = os.path.join(self.output_dir, f"step_{step}")
     tf.io.gfile.makedirs(step_dir)
     prepared = self._prepared()

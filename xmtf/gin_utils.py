@@ -61,17 +61,6 @@ def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
     importlib.import_module(module)
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
-               ) -> argparse.Namespace:
-  """Parses `argv` (default sys.argv[1:]) with the gin flags added and applies gin."""
-  import sys  # pylint: disable=g-import-not-at-top
-
-  add_gin_flags(parser)
-  args = parser.parse_args(rewrite_gin_shorthand(sys.argv[1:] if argv is None else argv))
-  parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
-  return args
-
-
 def import_callable(name: str | Callable, parameter: str) -> Callable:
   """`package.module.function` -> that function, imported now; a callable is returned as is.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ import gin
 import jax
 import numpy as np
 
+from xmtf import summaries
 from xmtf.loop import EndInfo, Hook, StepInfo
 
 # The trainer's log lines keep one logger name, whichever module writes them.
@@ -78,30 +78,6 @@ class NonFinitePolicy(Hook):
                 "(%d so far)", step, data, self.count)
 
 
-class MetricsWriter:
-  """TensorBoard scalars and a JSON-lines file, written by the first process only."""
-
-  def __init__(self, directory: str):
-    self.directory = directory
-    self._enabled = jax.process_index() == 0
-    self._summary = None
-    if self._enabled:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      tf.io.gfile.makedirs(directory)
-      self._tf = tf
-      self._summary = tf.summary.create_file_writer(directory)
-
-  def write(self, step: int, scalars: Mapping[str, float]) -> None:
-    if not self._enabled:
-      return
-    with self._summary.as_default():
-      for name, value in scalars.items():
-        self._tf.summary.scalar(name, value, step=step)
-    self._summary.flush()
-    with self._tf.io.gfile.GFile(os.path.join(self.directory, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps({"step": step, **scalars}, sort_keys=True) + "\n")
-
-
 class MetricsLogger(Hook):
   """Sums the step metrics over `every` steps, then writes their summary (trainer.summarize,
   plus each source's scalars) to `directory` and logs a line with the ETA.
@@ -117,7 +93,7 @@ class MetricsLogger(Hook):
                sources: Sequence[Callable[[], Mapping[str, float]]] = (),
                callback: Callable[[int, dict], None] | None = None):
     super().__init__(every, at_last=True)
-    self._writer = MetricsWriter(directory)
+    self._writer = summaries.MetricsWriter(directory)
     self._num_shards = num_shards
     self._flops = flops_per_step
     self._peak = peak_flops

@@ -15,8 +15,6 @@ beam search also `beams` and `beam_scores`) or `score` (sum of target log-probab
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import logging
 import os
@@ -27,8 +25,7 @@ import numpy as np
 
 from xmtf import checkpoints
 from xmtf import decoding
-from xmtf import gin_utils
-from xmtf import jsonl
+from xmtf import fileio
 from xmtf import model as model_lib
 from xmtf import model_fns
 
@@ -67,7 +64,7 @@ def read_jsonl_prompts(path: str) -> list[dict[str, Any]]:
   """Records with a string 'inputs' (and optional string 'targets'), local or gs://; errors
   name file:line."""
   records = []
-  for where, record in jsonl.read_json_objects(path):
+  for where, record in fileio.read_json_objects(path):
     if not isinstance(record.get("inputs"), str):
       raise ValueError(f"{where}: expected a string 'inputs'")
     if "targets" in record and not isinstance(record["targets"], str):
@@ -189,17 +186,7 @@ def infer(checkpoint_path: str = gin.REQUIRED, output_file: str = gin.REQUIRED,
   return count
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  gin_utils.parse_args(parser, argv)
-  from xmtf import runtime  # pylint: disable=g-import-not-at-top
-  runtime.hide_gpus_from_tensorflow()
-  # Under `python -m` this file is __main__; gin binds the configurable of the module it imports.
-  count = importlib.import_module("xmtf.infer").infer()
-  print(f"{count} examples written")
-
-
 if __name__ == "__main__":
-  logging.basicConfig(level=logging.INFO)
-  main()
+  from xmtf.cli import infer as cli  # pylint: disable=g-import-not-at-top
+
+  cli.main()

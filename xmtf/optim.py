@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from xmtf import pytree
+
 Schedule = Callable[[jnp.ndarray], jnp.ndarray]
 PyTree = Any
 
@@ -69,10 +71,6 @@ class _Plan:
   @property
   def factored(self) -> bool:
     return self.row_dims is not None
-
-
-def _path_name(path) -> str:
-  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
 def _factor_rule(axes: PartitionSpec | None, rules: Mapping[str, str | None] | None,
@@ -186,7 +184,7 @@ class Adafactor:
             else treedef.flatten_up_to(self.param_logical_axes))
     result = []
     for (path, leaf), leaf_axes in zip(flat, axes):
-      name = _path_name(path)
+      name = pytree.path_name(path)
       rule = _factor_rule(leaf_axes, self.logical_factor_rules, name)
       result.append(_plan(tuple(leaf.shape), rule, factored=self.factored,
                           min_dim_size_to_factor=self.min_dim_size_to_factor, path=name))
@@ -222,7 +220,7 @@ class Adafactor:
       axes = tuple(axes) if axes is not None else (None,) * len(leaf.shape)
       if len(axes) != len(leaf.shape):
         raise ValueError(f"logical axes {axes} do not match the shape {tuple(leaf.shape)} of "
-                         f"parameter {_path_name(path)}")
+                         f"parameter {pytree.path_name(path)}")
       slots = {k: PartitionSpec() for k in SLOTS}
       if plan.factored:
         slots["v_row"] = PartitionSpec(*[a for i, a in enumerate(axes) if i not in plan.col_dims])
@@ -373,7 +371,7 @@ def state_from_t5x(t5x_state: Mapping[str, Any], reference: AdafactorState) -> A
   t5x_params = t5x_state["param_states"]
   out = []
   for path, ref_slots in ref_flat:
-    name = _path_name(path)
+    name = pytree.path_name(path)
     node = t5x_params
     for part in name.split("/"):
       if not isinstance(node, Mapping) or part not in node:

@@ -29,6 +29,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from xmtf import pytree
+
 MESH_AXES = ("data", "model")
 LogicalRules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 PyTree = Any
@@ -113,8 +115,7 @@ def check_divisible(shapes: PyTree, shardings: PyTree) -> None:
   """Raises naming the array, dimension and sizes when a sharded dim does not split evenly."""
   flat, treedef = jax.tree_util.tree_flatten_with_path(shapes)
   for (path, leaf), sharding in zip(flat, treedef.flatten_up_to(shardings)):
-    name = "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
-                    for k in path)
+    name = pytree.path_name(path)
     shape = tuple(leaf.shape)
     for dim, axes in enumerate(sharding.spec):
       if axes is None:

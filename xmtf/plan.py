@@ -34,14 +34,12 @@ float32 and fuses less than the TPU backend: the estimate errs high, not low.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
 import time
 from typing import Any, Sequence
 
-from xmtf import gin_utils
 
 GIB = 1024 ** 3
 TPU_V4_HBM_GIB = 32.0
@@ -304,30 +302,16 @@ def format_plan(plan: Plan, hbm_gib: float) -> str:
   return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> Plan:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--num_devices", type=int, required=True,
-                      help="devices (TPU chips) of the target slice: v4-N has N/2 chips")
-  parser.add_argument("--hbm_gib", type=float, default=TPU_V4_HBM_GIB,
-                      help="HBM per device for the verdict (TPUv4: 32)")
-  parser.add_argument("--full_depth", action="store_true",
-                      help="compile the real depth instead of 1 and 2 layers per stack (slow; "
-                           "the CPU backend ignores remat, see above)")
-  gin_utils.add_gin_flags(parser)
-  args = parser.parse_args(gin_utils.rewrite_gin_shorthand(
-      sys.argv[1:] if argv is None else argv))
-  if args.num_devices < 1:
-    parser.error(f"--num_devices={args.num_devices} must be positive")
+def set_fake_devices_for(num_devices: int) -> None:
+  """Before jax is imported: `num_devices` CPU devices to compile for (once jax is imported,
+  its devices are what they are)."""
+  if num_devices < 1:
+    raise SystemExit(f"xmtf.plan: error: --num_devices={num_devices} must be positive")
   if "jax" not in sys.modules:
-    _set_fake_devices(args.num_devices)
-  # The plan needs no data: keep the task module (and its data root) out of it.
-  bindings = [*args.gin_bindings, "MIXTURE_OR_TASK_MODULE = None", "MODEL_DIR = '/dev/null'"]
-  gin_utils.parse_gin(args.gin_file, bindings, args.gin_search_paths)
-  plan = make_plan(args.num_devices) if args.full_depth else depth_scaled_plan(args.num_devices)
-  print(format_plan(plan, args.hbm_gib), flush=True)
-  return plan
+    _set_fake_devices(num_devices)
 
 
 if __name__ == "__main__":
-  main()
+  from xmtf.cli import plan as cli  # pylint: disable=g-import-not-at-top
+
+  cli.main()

@@ -13,11 +13,8 @@ SIGTERM (preemption) finishes the current step, writes a checkpoint and exits 0.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import logging
 import os
-import sys
 from typing import Any, Callable, Sequence
 
 import gin
@@ -28,7 +25,7 @@ from xmtf import gin_utils
 from xmtf import hooks
 from xmtf import loop
 from xmtf import truncation
-from xmtf.hooks import NonFiniteLossError  # noqa: F401  (main() exits 3 on it)
+from xmtf.hooks import NonFiniteLossError  # noqa: F401  (xmtf.cli.train exits 3 on it)
 
 log = logging.getLogger("xmtf.train")
 
@@ -229,48 +226,7 @@ def _restore_or_init(trainer, checkpointer, model_config, initial_checkpoint_pat
   return trainer.init_state(jax.random.PRNGKey(random_seed)), 0
 
 
-def _initialize_distributed(args: argparse.Namespace) -> None:
-  if args.coordinator_address:
-    jax.distributed.initialize(coordinator_address=args.coordinator_address,
-                               num_processes=args.process_count, process_id=args.process_index)
-  elif args.multiprocess:
-    jax.distributed.initialize()  # TPU pods and managed clusters: auto-detected
-
-
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--tfds_data_dir", default=None, help="TFDS data directory")
-  parser.add_argument("--seqio_additional_cache_dirs", default="",
-                      help="comma-separated directories holding seqio caches (USE_CACHED_TASKS)")
-  parser.add_argument("--multiprocess", action="store_true",
-                      help="call jax.distributed.initialize() with auto-detection (TPU pods)")
-  parser.add_argument("--coordinator_address", default=None,
-                      help="host:port of process 0 (GPU clusters, CPU processes)")
-  parser.add_argument("--process_count", type=int, default=None)
-  parser.add_argument("--process_index", type=int, default=None)
-  gin_utils.add_gin_flags(parser)
-  args = parser.parse_args(gin_utils.rewrite_gin_shorthand(
-      sys.argv[1:] if argv is None else argv))
-  _initialize_distributed(args)  # before anything touches the devices
-  from xmtf import runtime  # pylint: disable=g-import-not-at-top
-  runtime.hide_gpus_from_tensorflow()
-  import seqio  # pylint: disable=g-import-not-at-top
-  if args.tfds_data_dir:
-    seqio.set_tfds_data_dir_override(args.tfds_data_dir)
-  if args.seqio_additional_cache_dirs:
-    seqio.add_global_cache_dirs(args.seqio_additional_cache_dirs.split(","))
-  gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
-  # Under `python -m` this file is __main__; gin binds the module it imported.
-  module = importlib.import_module("xmtf.train")
-  try:
-    module.train()
-  except module.NonFiniteLossError as e:
-    log.error("stopped: %s", e)
-    sys.exit(3)
-
-
 if __name__ == "__main__":
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-file chatter
-  main()
+  from xmtf.cli import train as cli  # pylint: disable=g-import-not-at-top
+
+  cli.main()

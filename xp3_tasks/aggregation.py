@@ -47,7 +47,7 @@ def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = No
   infos = {}
   prompt_sets: dict[tuple[str, str], set] = {}
   for name, accuracy in task_accuracies.items():
-    info = eval_tasks.get_task_info(name)
+    info = eval_tasks.get_eval_task_info(name)
     key = (info.dataset, info.config)
     grouped.setdefault(key, {})[info.prompt] = float(accuracy)
     infos[key] = info
@@ -63,11 +63,13 @@ def table_rows(task_accuracies: Mapping[str, float], model_size: str | None = No
              if comparable else None)
     prompts = "; ".join(sorted(p.describe() for p in prompt_sets[key]))
     rows.append(metrics.TableRow(info.dataset, info.config, info.language, info.group,
-                         metrics.median_over_prompts(grouped[key]), dict(grouped[key]), paper, prompts))
+                                 metrics.median_over_prompts(grouped[key]), dict(grouped[key]),
+                                 paper, prompts))
   return rows
 
 
-def dataset_rows(rows: Sequence[metrics.TableRow], model_size: str | None = None) -> list[metrics.DatasetRow]:
+def dataset_rows(rows: Sequence[metrics.TableRow], model_size: str | None = None
+                 ) -> list[metrics.DatasetRow]:
   """Per-headline means of `table_rows` output (first-seen order): one row per multilingual
   dataset, one per English (dataset, config), as the paper's tables.
 
@@ -84,6 +86,6 @@ def dataset_rows(rows: Sequence[metrics.TableRow], model_size: str | None = None
     comparable = model_size and all(r.paper_accuracy is not None for r in members)
     paper = (paper_results.paper_average(model_size, members[0].dataset, list(configs))
              if comparable else None)
-    out.append(metrics.DatasetRow(name, metrics.mean_over_configs([r.median_accuracy for r in members]),
-                          configs, paper))
+    mean = metrics.mean_over_configs([r.median_accuracy for r in members])
+    out.append(metrics.DatasetRow(name, mean, configs, paper))
   return out

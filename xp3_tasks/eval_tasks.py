@@ -46,7 +46,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from xmtf import jsonl
+from xmtf import fileio
 from xp3_tasks import config
 from xp3_tasks import eval_prompts
 from xp3_tasks import languages
@@ -171,7 +171,7 @@ def read_raw_and_normalised(path: str,
   """
   try:
     records = [(record, normalise(record, where))
-               for where, record in jsonl.read_json_objects(path, EvalDataError)]
+               for where, record in fileio.read_json_objects(path, EvalDataError)]
   except FileNotFoundError:
     raise FileNotFoundError(
         f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "
@@ -231,12 +231,12 @@ EVAL_SETS: tuple[EvalSet, ...] = (
 )
 
 # Seqio evaluators ask every task for one split; the XWinograd tasks answer 'validation' too
-# (their only split is 'test'; TaskInfo.split keeps the real name).
+# (their only split is 'test'; EvalTaskInfo.split keeps the real name).
 EVAL_SPLIT = "validation"
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskInfo:
+class EvalTaskInfo:
   """Metadata of one evaluation task."""
   task_name: str
   dataset: str          # paper table name: xnli, xcopa, xstory_cloze, xwinograd, anli, ...
@@ -252,7 +252,7 @@ class TaskInfo:
     return os.path.join(root or eval_data_dir(), self.dataset, self.config, f"{self.split}.jsonl")
 
 
-TASK_INFOS: dict[str, TaskInfo] = {}
+TASK_INFOS: dict[str, EvalTaskInfo] = {}
 _PROMPTS: dict[str, tuple[eval_prompts.Prompt, EvalSet]] = {}  # task name -> how it renders
 
 
@@ -279,7 +279,7 @@ def promptsource_template(name: str, prompt_set: eval_prompts.PromptSet | None =
                           ) -> promptsource_templates.Template:
   """The promptsource template task `name` renders under `prompt_set` (default: the current one,
   which must name a templates directory): the English one, or the config's translation."""
-  info = get_task_info(name)
+  info = get_eval_task_info(name)
   prompt, eval_set = _PROMPTS[name]
   prompt_set = prompt_set or eval_prompts.prompt_set()
   if prompt_set.directory is None:
@@ -292,7 +292,7 @@ def promptsource_template(name: str, prompt_set: eval_prompts.PromptSet | None =
       *promptsource_templates.variant_names(prompt.paper_name, info.config, prompt_set.variant))
 
 
-def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet
+def _prompted_examples(info: EvalTaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet
                        ) -> dict[str, np.ndarray]:
   """Renders every example of the task's file with its prompt (Python: prompts hold logic)."""
   path = info.data_path()
@@ -327,7 +327,7 @@ def _prompted_examples(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: Ev
   }
 
 
-def _dataset_fn(info: TaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet):
+def _dataset_fn(info: EvalTaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet):
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del split  # every split name of the task reads the one file
     ds = tf.data.Dataset.from_tensor_slices(_prompted_examples(info, prompt, eval_set))
@@ -356,7 +356,7 @@ def rank_classification_rows(ds: tf.data.Dataset) -> tf.data.Dataset:
   return ds.flat_map(expand)
 
 
-def output_features() -> dict[str, seqio.Feature]:
+def rank_classification_features() -> dict[str, seqio.Feature]:
   """Inputs without EOS, targets (choices) with EOS: the paper's rank-classification protocol."""
   vocabulary = vocab.get_vocabulary(config.resolve().vocab_path)  # the training tasks' vocabulary
   return {"inputs": seqio.Feature(vocabulary, add_eos=False, required=True),
@@ -376,7 +376,7 @@ _EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
 def register_eval_tasks() -> list[str]:
   """Registers every evaluation task (idempotent); returns the names in catalog order."""
   names = []
-  features = output_features()
+  features = rank_classification_features()
   for eval_set in EVAL_SETS:
     prompts = eval_prompts.prompts_for(eval_set.family)
     for config_name in eval_set.configs:
@@ -384,8 +384,9 @@ def register_eval_tasks() -> list[str]:
       for prompt in prompts:
         name = task_name(eval_set.dataset, config_name, prompt.id)
         num_choices = len(prompt(_EXAMPLE_RECORDS[eval_set.family])[1])
-        info = TaskInfo(name, eval_set.dataset, config_name, language, prompt.id, prompt.paper_name,
-                        eval_set.split, "L1" if language in XP3_LANGUAGES else "L2", num_choices)
+        info = EvalTaskInfo(name, eval_set.dataset, config_name, language, prompt.id,
+                            prompt.paper_name, eval_set.split,
+                            "L1" if language in XP3_LANGUAGES else "L2", num_choices)
         names.append(name)
         if name in TASK_INFOS:
           continue
@@ -407,14 +408,14 @@ def register_eval_tasks() -> list[str]:
 def rendered_examples(name: str) -> list[tuple[str, list[str], int]]:
   """(inputs, answer choices, gold index) of every example of task `name`, rendered as the task
   renders them under the current settings (data root, prompt set)."""
-  info = get_task_info(name)
+  info = get_eval_task_info(name)
   examples = _prompted_examples(info, *_PROMPTS[name])
   return [(str(text), [str(c) for c in choices], int(label))
           for text, choices, label in zip(examples["inputs"], examples["choices"],
                                           examples["label"])]
 
 
-def get_task_info(name: str) -> TaskInfo:
+def get_eval_task_info(name: str) -> EvalTaskInfo:
   """Metadata of evaluation task `name`; the error suggests close names."""
   if name not in TASK_INFOS:
     import difflib  # pylint: disable=g-import-not-at-top

@@ -21,24 +21,18 @@ the cluster `unknown`; the summary line prints the counts.
 import argparse
 import concurrent.futures
 import dataclasses
-import os
-import posixpath
 from typing import Any, Sequence
 
 from absl import logging
 import tensorflow as tf
 
-from xmtf import jsonl
+from xmtf import fileio
 from xp3_tasks import catalog
 # `read` is re-exported: `manifest.read(path)` reads what `manifest.build` wrote.
 from xp3_tasks.manifest_file import FileEntry, Manifest, MANIFEST_NAME, read, write  # noqa: F401
 from xp3_tasks import sources
 
 XP3X_FIELDS = ("language", "split", "template", "dataset", "config")
-
-
-def _join(root: str, *parts: str) -> str:
-  return posixpath.join(root, *parts) if "://" in root else os.path.join(root, *parts)
 
 
 def _is_dir(path: str) -> bool:
@@ -62,7 +56,7 @@ def _count(path: str, validate: bool, skip_invalid: bool,
 
 def _first_record(path: str) -> dict[str, Any]:
   """The file's first record ({} for a file without one); bad bytes name file:line."""
-  for _, record in jsonl.read_json_objects(path, sources.InvalidRecordError):
+  for _, record in fileio.read_json_objects(path, sources.InvalidRecordError):
     return record
   return {}
 
@@ -86,7 +80,7 @@ def _from_record(first: dict[str, Any]) -> catalog.FileName:
 def _describe(root: str, language: str, name: str, count: bool, validate: bool,
               skip_invalid: bool) -> tuple[FileEntry, str | None]:
   """(the file's manifest entry, what the catalog did not recognise in it or None)."""
-  path = _join(root, language, name)
+  path = fileio.join(root, language, name)
   num_bytes = tf.io.gfile.stat(path).length
   extra: tuple[str, ...] = ()
   metadata = None
@@ -133,9 +127,9 @@ def build(data_dir: str, *, count: bool = True, validate: bool = False,
   jobs = []
   for entry in sorted(tf.io.gfile.listdir(data_dir)):
     language = entry.rstrip("/")
-    if not _is_dir(_join(data_dir, language)):
+    if not _is_dir(fileio.join(data_dir, language)):
       continue
-    for name in sorted(tf.io.gfile.listdir(_join(data_dir, language))):
+    for name in sorted(tf.io.gfile.listdir(fileio.join(data_dir, language))):
       if name.endswith(".jsonl"):
         jobs.append((language, name))
   if not jobs:
@@ -168,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    skip_invalid=args.skip_invalid, num_threads=args.num_threads)
   if args.relative_root:
     manifest = dataclasses.replace(manifest, data_root=".")
-  output = args.output or _join(args.data_dir, MANIFEST_NAME)
+  output = args.output or fileio.join(args.data_dir, MANIFEST_NAME)
   write(manifest, output)
   skipped = sum(f.num_skipped for f in manifest.files)
   examples = sum(f.num_examples or 0 for f in manifest.files if f.kind == "prompt")

@@ -23,7 +23,7 @@ from absl import logging
 import seqio
 import tensorflow as tf
 
-from xmtf import jsonl
+from xmtf import fileio
 
 REQUIRED_FIELDS = ("inputs", "targets")
 _CHUNK_SIZE = 256  # records per from_generator element
@@ -62,7 +62,7 @@ def parse_line(raw: bytes, path: str, line_number: int,
                extra_fields: Sequence[str] = ()) -> dict[str, str]:
   """One raw line -> {inputs, targets, *extra_fields}; raises InvalidRecordError(file:line)."""
   where = f"{path}:{line_number}"
-  record = jsonl.parse_json_object(raw, where, InvalidRecordError)
+  record = fileio.parse_json_object(raw, where, InvalidRecordError)
   example = {}
   for field in REQUIRED_FIELDS:
     if field not in record:
@@ -107,7 +107,7 @@ def iter_records(path: str, *, skip_invalid: bool = False, extra_fields: Sequenc
   would otherwise just shrink the mixture.
   """
   nonblank = 0
-  for line_number, raw in jsonl.nonblank_lines(path):
+  for line_number, raw in fileio.nonblank_lines(path):
     nonblank += 1
     if (line_number - 1) % num_shards != shard_index:
       continue

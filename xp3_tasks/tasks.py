@@ -13,12 +13,11 @@ XP3_INPUTS_EOS is true. Default without: no mT0 source says, T0's SeqIO tasks us
 `add_eos=False` for inputs and the paper's rank-classification evaluation (eval_tasks.py)
 feeds inputs without EOS, so training matches what the model is evaluated on.
 """
-import os
-import posixpath
 
 from absl import logging
 import seqio
 
+from xmtf import fileio
 from xmtf import truncation
 from xp3_tasks import config
 from xp3_tasks import manifest_file as manifest_lib
@@ -47,12 +46,6 @@ PREPROCESSORS = (
 )
 
 
-def _join(root: str, relative: str) -> str:
-  if "://" in root:
-    return posixpath.join(root, relative)
-  return os.path.join(root, *relative.split("/"))
-
-
 def _task_infos(collection: str, root: str,
                 manifest: manifest_lib.Manifest) -> list[metadata.TaskInfo]:
   """Groups manifest entries into tasks and names them uniquely."""
@@ -74,7 +67,7 @@ def _task_infos(collection: str, root: str,
   infos = []
   for key, entries in groups.items():
     first = entries[0]
-    files = tuple(metadata.FileInfo(path=_join(root, e.path), split=e.split,
+    files = tuple(metadata.FileInfo(path=fileio.join(root, e.path), split=e.split,
                                     num_examples=e.num_examples, num_bytes=e.num_bytes)
                   for e in sorted(entries, key=lambda e: e.path))
     extra = tuple(sorted({f for e in entries for f in e.extra_fields}))

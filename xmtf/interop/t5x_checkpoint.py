@@ -26,6 +26,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from xmtf import fileio
+
 CHECKPOINT_FILENAME = "checkpoint"
 _CHUNKED_MARKER = "__msgpack_chunked_array__"
 _EXT_NDARRAY, _EXT_COMPLEX, _EXT_NPSCALAR = 1, 2, 3
@@ -214,12 +216,6 @@ def _is_tensorstore_spec(keys: Any) -> bool:
   return "driver" in keys and ("kvstore" in keys or "path" in keys)
 
 
-def _join(directory: str, path: str) -> str:
-  if directory.startswith("gs://"):
-    return directory.rstrip("/") + "/" + path
-  return os.path.join(directory, path)
-
-
 def kvstore_spec(path: str) -> dict[str, str]:
   """A TensorStore kvstore for a local path or gs://bucket/path (GCS via TensorStore's driver)."""
   if path.startswith("gs://"):
@@ -247,7 +243,7 @@ def resolve_tensorstore_spec(spec: dict[str, Any], checkpoint_dir: str) -> dict[
   elif path.startswith("file://"):
     path = path[len("file://"):]
   if not (path.startswith("gs://") or os.path.isabs(path)):
-    path = _join(checkpoint_dir, path)
+    path = fileio.join(checkpoint_dir, path)
   spec["kvstore"] = kvstore_spec(path)
   return spec
 

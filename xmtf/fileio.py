@@ -1,18 +1,27 @@
-"""Strict JSON-lines reading shared by every reader of the project (training records, evaluation
-sets, inference prompts), so that their errors agree: each names `file:line`.
+"""Files local or remote (gs://) alike: path joins, and the strict JSON-lines reading shared by
+every reader of the project (training records, evaluation sets, inference prompts), so that their
+errors agree: each names `file:line`.
 
-Paths are read with `tf.io.gfile` (local and gs:// alike). Blank lines are skipped but counted
+Paths are read with `tf.io.gfile`. Blank lines are skipped but counted
 in line numbers; a UTF-8 byte-order mark opening a file (Windows tools write one) is dropped,
 one anywhere else fails like every other stray byte.
 """
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 from typing import Iterator
 
-import tensorflow as tf
-
 _BOM = b"\xef\xbb\xbf"
+
+
+def join(root: str, *parts: str) -> str:
+  """`os.path.join` for local paths; '/'-joins for URLs (gs://...), whatever the OS. Parts may
+  hold '/' (a release's relative file names)."""
+  if "://" in root:
+    return posixpath.join(root, *parts)
+  return os.path.join(root, *(piece for part in parts for piece in part.split("/")))
 
 
 def parse_json_object(raw: bytes, where: str, error: type[ValueError] = ValueError) -> dict:
@@ -33,6 +42,8 @@ def parse_json_object(raw: bytes, where: str, error: type[ValueError] = ValueErr
 
 def nonblank_lines(path: str) -> Iterator[tuple[int, bytes]]:
   """(line number from 1, the line without its newline) for every non-blank line of `path`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (a join needs no TensorFlow)
+
   with tf.io.gfile.GFile(path, "rb") as f:
     for line_number, raw in enumerate(f, start=1):
       if line_number == 1 and raw.startswith(_BOM):
@@ -44,6 +55,8 @@ def nonblank_lines(path: str) -> Iterator[tuple[int, bytes]]:
 def read_json_objects(path: str, error: type[ValueError] = ValueError
                       ) -> Iterator[tuple[str, dict]]:
   """(file:line, object) for every non-blank line of `path`; the first bad line raises `error`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"{path} does not exist")
   for line_number, raw in nonblank_lines(path):
