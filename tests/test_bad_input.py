@@ -26,6 +26,7 @@ from xmtf.interop import hf
 from xp3_tasks import sources
 from xp3_tasks import tasks
 from xp3_tasks import vocab
+import tiny
 
 GOOD = b'{"inputs": "Translate: hello", "targets": "bonjour"}'
 
@@ -147,26 +148,20 @@ def test_missing_vocabulary_names_the_path(tmp_path):
     _ = vocab.get_vocabulary(missing).vocab_size
 
 
-def _config(emb_dim: int) -> model_lib.T5Config:
-  return model_lib.T5Config(vocab_size=128, emb_dim=emb_dim, num_heads=2, head_dim=8,
-                            num_encoder_layers=1, num_decoder_layers=1, mlp_dim=32,
-                            dtype="float32")
-
-
 @pytest.mark.slow
 def test_checkpoint_shapes_that_do_not_match_the_model(tmp_path):
-  params = model_lib.init_params(_config(16), jax.random.PRNGKey(0))
+  params = model_lib.init_params(tiny.micro_config(16), jax.random.PRNGKey(0))
   # As INITIAL_CHECKPOINT_PATH (xmtf, T5X and HF checkpoints share the check).
-  path = checkpoints.save_params(str(tmp_path / "initial"), 0, params, _config(16))
+  path = checkpoints.save_params(str(tmp_path / "initial"), 0, params, tiny.micro_config(16))
   with pytest.raises(hf.ConversionError, match=r"parameter 'token_embedder/embedding': "
                                                r"checkpoint has \(128, 16\), the model "
                                                r"configuration expects \(128, 24\)"):
-    checkpoints.load_initial_checkpoint(path, _config(24), None, restore_optimizer_state=False)
+    checkpoints.load_initial_checkpoint(path, tiny.micro_config(24), None, restore_optimizer_state=False)
   # As the MODEL_DIR being resumed: no fallback to older checkpoints, the mismatch is named.
   model_dir = str(tmp_path / "run")
   checkpointer = checkpoints.TrainCheckpointer(model_dir, async_save=False)
-  checkpointer.save(2, params, optim.adafactor(1e-3).init(params), _config(16), {"position": 2})
-  other = trainer_lib.Trainer(_config(24), optim.adafactor(1e-3), partitioning.create_mesh(1),
+  checkpointer.save(2, params, optim.adafactor(1e-3).init(params), tiny.micro_config(16), {"position": 2})
+  other = trainer_lib.Trainer(tiny.micro_config(24), optim.adafactor(1e-3), partitioning.create_mesh(1),
                               partitioning.standard_logical_axis_rules())
   abstract = other.abstract_state_with_shardings()
   with pytest.raises(checkpoints.CheckpointShapeError,

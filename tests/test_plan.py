@@ -7,6 +7,7 @@ from xmtf import flops
 from xmtf import model as model_lib
 from xmtf import plan as plan_lib
 from xmtf.cli import plan as plan_cli
+import tiny
 
 
 def _plan(*bindings: str) -> tuple[plan_lib.Plan, str]:
@@ -22,8 +23,7 @@ def one_d() -> tuple[plan_lib.Plan, str]:
 
 def test_plan_reports_memory_flops_and_verdict(one_d):
   plan, text = one_d
-  config = model_lib.T5Config(vocab_size=2048, emb_dim=64, num_heads=4, head_dim=16,
-                              num_encoder_layers=2, num_decoder_layers=2, mlp_dim=128)
+  config = tiny.TINY_CONFIG
   assert plan.mesh == {"data": 2, "model": 2}
   assert plan.num_params == model_lib.count_params(config)
   full_bytes = 4 * plan.num_params

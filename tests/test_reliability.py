@@ -16,6 +16,8 @@ import time
 import numpy as np
 import pytest
 
+from tiny import micro_config
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_STEPS = 10
 OVERRIDES = (
@@ -182,14 +184,10 @@ def test_nonfinite_stop_reports_and_skip_counts(env, tmp_path):
 
 
 def _tiny_trainer(emb_dim=16):
-  from xmtf import model as model_lib  # pylint: disable=g-import-not-at-top
   from xmtf import optim  # pylint: disable=g-import-not-at-top
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
   from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-  config = model_lib.T5Config(vocab_size=128, emb_dim=emb_dim, num_heads=2, head_dim=8,
-                              num_encoder_layers=1, num_decoder_layers=1, mlp_dim=32,
-                              dtype="float32")
-  return trainer_lib.Trainer(config, optim.adafactor(learning_rate=1e-3),
+  return trainer_lib.Trainer(micro_config(emb_dim), optim.adafactor(learning_rate=1e-3),
                              partitioning.create_mesh(1),
                              partitioning.standard_logical_axis_rules())
 

@@ -28,6 +28,7 @@ from xmtf import model as model_lib  # noqa: E402
 from xmtf import optim  # noqa: E402
 from xmtf.interop import t5x as t5x_interop  # noqa: E402
 from xmtf.interop import t5x_checkpoint  # noqa: E402
+import tiny  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(REPO, "xp3_tasks", "data", "sentencepiece.model")
@@ -35,9 +36,7 @@ VOCAB = os.path.join(REPO, "xp3_tasks", "data", "sentencepiece.model")
 T5X_TINY = dict(vocab_size=2048, dtype="float32", emb_dim=64, num_heads=4, num_encoder_layers=2,
                 num_decoder_layers=2, head_dim=16, mlp_dim=128, mlp_activations=("gelu", "linear"),
                 dropout_rate=0.0, logits_via_embedding=False)
-TINY = model_lib.T5Config(vocab_size=2048, emb_dim=64, num_heads=4, head_dim=16,
-                          num_encoder_layers=2, num_decoder_layers=2, mlp_dim=128,
-                          dtype="float32")
+TINY = tiny.TINY_CONFIG
 FLOAT32 = {"dtype": "float32"}
 
 

@@ -25,7 +25,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
   pytest.skip(f"T5X is not importable ({e}); install it with bash ../shared/t5x-ref/install.sh",
               allow_module_level=True)
 
-from batches import padded_batch as random_padded_batch
+from tiny import padded_batch as random_padded_batch
 from xmtf import losses
 from xmtf import model as model_lib
 from xmtf import optim

@@ -20,11 +20,9 @@ from xmtf import optim
 from xmtf import partitioning
 from xmtf.cli import convert as convert_cli
 from xmtf.cli import train as train_cli
+import tiny
 
-# gin/models/mt5_tiny.gin's model.
-TINY = model_lib.T5Config(vocab_size=2048, emb_dim=64, num_heads=4, head_dim=16,
-                          num_encoder_layers=2, num_decoder_layers=2, mlp_dim=128,
-                          dtype="float32")
+TINY = tiny.TINY_CONFIG  # gin/models/mt5_tiny.gin's model
 LENGTHS = {"inputs": 32, "targets": 16}
 # One evaluation task of the bundled samples (five prompts x a few examples would be slower).
 EVAL_TASK = "xcopa_sw_best_option"

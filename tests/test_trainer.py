@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from batches import padded_batch as random_padded_batch
+from tiny import padded_batch as random_padded_batch
 
 from xmtf import model as model_lib
 from xmtf import optim
