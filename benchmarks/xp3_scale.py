@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import resource
@@ -53,8 +54,10 @@ def _batches(position: int = 0):
   runtime.hide_gpus_from_tensorflow()
   import seqio  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  import mixtures  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  importlib.import_module("mixtures")  # registers every task and mixture
   registration = time.perf_counter() - start
+  import xp3_tasks  # pylint: disable=g-import-not-at-top
+  prompt_tasks = xp3_tasks.query(include_held_out=True)
   from xmtf import data  # pylint: disable=g-import-not-at-top
   config = data.DatasetConfig(mixture_or_task_name=MIXTURE, task_feature_lengths=LENGTHS,
                               batch_size=BATCH_SIZE, shuffle=True, seed=0)
@@ -63,6 +66,9 @@ def _batches(position: int = 0):
       data.get_dataset(config, seqio.ShardInfo(0, 1), BATCH_SIZE), position=position)
   first = next(batches)
   info = {"registration_s": registration, "tasks_registered": len(seqio.TaskRegistry.names()),
+          "xp3_prompt_tasks": len(prompt_tasks),
+          "xp3_held_out_tasks": sum(t.held_out for t in prompt_tasks),
+          "xp3_merged_tasks": len(xp3_tasks.query(kind="merged")),
           "mixture_tasks": len(seqio.get_mixture_or_task(MIXTURE).tasks),
           "first_batch_s": time.perf_counter() - start, "load_after_first_batch": _load()}
   return batches, first, info
@@ -110,12 +116,36 @@ def part_train() -> dict[str, Any]:
 PARTS = {"pipeline": part_pipeline, "resume": part_resume, "train": part_train}
 
 
-def _run_part(part: str, env: dict[str, str]) -> dict[str, Any]:
-  out = subprocess.run([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part],
-                       env=env, capture_output=True, text=True, check=False)
-  if out.returncode:
-    raise RuntimeError(f"part {part} failed:\n{out.stderr[-4000:]}")
-  return json.loads(out.stdout.strip().splitlines()[-1])
+def _peak_rss_gib(pid: int) -> float:
+  """A running process's peak resident memory (Linux: VmHWM)."""
+  with open(f"/proc/{pid}/status", encoding="ascii") as f:
+    for line in f:
+      if line.startswith("VmHWM:"):
+        return int(line.split()[1]) / 2**20
+  return float("nan")
+
+
+def _run_part(part: str, env: dict[str, str], limit_s: float) -> dict[str, Any]:
+  """The part's result, or {"timed_out_after_s", "peak_rss_gib"} when it ran past `limit_s`
+  (the per-prompt mixture of main once ran 16 minutes at 13 GiB without a first batch)."""
+  proc = subprocess.Popen([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  start, peak = time.perf_counter(), 0.0
+  while proc.poll() is None:
+    if time.perf_counter() - start > limit_s:
+      proc.kill()
+      proc.communicate()
+      return {"timed_out_after_s": limit_s, "peak_rss_gib": peak, "load_before": None,
+              "load_after": _load()}
+    try:
+      peak = max(peak, _peak_rss_gib(proc.pid))
+    except OSError:  # ended between poll and read
+      pass
+    time.sleep(1.0)
+  stdout, stderr = proc.communicate()
+  if proc.returncode:
+    raise RuntimeError(f"part {part} failed:\n{stderr[-4000:]}")
+  return json.loads(stdout.strip().splitlines()[-1])
 
 
 def _ensure_copy(data_root: str) -> None:
@@ -127,29 +157,47 @@ def _ensure_copy(data_root: str) -> None:
     subprocess.run([sys.executable, "-m", "xp3_tasks.manifest", "--data_dir", xp3], check=True)
 
 
+def _figure(value: Any, template: str, part: dict[str, Any]) -> str:
+  if value is None:
+    if "timed_out_after_s" in part:
+      return f"none within {part['timed_out_after_s']:.0f} s"
+    return "-"
+  return template.format(value)
+
+
 def _markdown(result: dict[str, Any]) -> str:
   p, r, t = result["pipeline"], result["resume"], result["train"]
   rows = [
-      ("registration (`import mixtures`)", f"{p['registration_s']:.1f} s",
+      ("registration (`import mixtures`)", _figure(p.get("registration_s"), "{:.1f} s", p),
        f"<= {GOALS['registration_s']:.0f} s"),
-      ("first batch", f"{p['first_batch_s']:.1f} s", f"<= {GOALS['first_batch_s']:.0f} s"),
-      ("peak RSS", f"{p['peak_rss_gib']:.2f} GiB", f"<= {GOALS['peak_rss_gib']:.0f} GiB"),
-      ("steady batches/s", f"{p['steady_batches_per_s']:.1f}", ""),
-      ("mt0_tiny train steps/s", f"{t['train_steps_per_s']:.1f}", ""),
-      ("batches/s / train steps/s", f"{result['throughput_vs_train_step']:.1f}x",
+      ("first batch", _figure(p.get("first_batch_s"), "{:.1f} s", p),
+       f"<= {GOALS['first_batch_s']:.0f} s"),
+      ("peak RSS", _figure(p.get("peak_rss_gib"), "{:.2f} GiB", p)
+       + (" (when stopped)" if "timed_out_after_s" in p else ""),
+       f"<= {GOALS['peak_rss_gib']:.0f} GiB"),
+      ("steady batches/s", _figure(p.get("steady_batches_per_s"), "{:.1f}", p), ""),
+      ("mt0_tiny train steps/s", _figure(t.get("train_steps_per_s"), "{:.2f}", t), ""),
+      ("batches/s / train steps/s", _figure(result["throughput_vs_train_step"], "{:.1f}x", p),
        f">= {GOALS['throughput_vs_train_step']:.0f}x"),
-      (f"resume at step {RESUME_STEP} (first batch)", f"{r['resume_first_batch_s']:.1f} s", ""),
+      (f"resume at step {RESUME_STEP} (first batch)",
+       _figure(r.get("resume_first_batch_s"), "{:.1f} s", r), ""),
       ("resumed batch equals the uninterrupted one", str(result["resume_exact"]), "True"),
   ]
+  tasks = (f"{p['tasks_registered']} seqio tasks registered (xP3: {p['xp3_prompt_tasks']} "
+           f"per-prompt, {p['xp3_held_out_tasks']} of them held out, {p['xp3_merged_tasks']} "
+           f"merged), {p['mixture_tasks']} in `{MIXTURE}`" if "tasks_registered" in p
+           else "tasks: not reached")
   lines = [f"# `{MIXTURE}` at the release's scale ({result['label']})", "",
-           f"{p['tasks_registered']} seqio tasks registered, {p['mixture_tasks']} in `{MIXTURE}`;"
-           f" batch {BATCH_SIZE}, lengths {LENGTHS['inputs']}/{LENGTHS['targets']}; "
+           f"{tasks}; batch {BATCH_SIZE}, lengths {LENGTHS['inputs']}/{LENGTHS['targets']}; "
            f"{result['machine']}", "", "| measure | value | goal |", "|---|---:|---:|"]
   lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-  lines += ["", "Load average (1 min) before/after each part: "
-            + "; ".join(f"{name} {result[name]['load_before']} -> "
-                        f"{result[name].get('load_after', result[name].get('load_after_steady'))}"
-                        for name in ("pipeline", "resume", "train")), ""]
+  loads = []
+  for name in ("pipeline", "resume", "train"):
+    part = result[name]
+    after = part.get("load_after", part.get("load_after_steady"))
+    if part.get("load_before") is not None or after is not None:
+      loads.append(f"{name} {part.get('load_before')} -> {after}")
+  lines += ["", "Load average (1 min) before/after each part: " + "; ".join(loads), ""]
   return "\n".join(lines)
 
 
@@ -161,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--out", default=None, help="where xp3_scale.{json,md} go (else print)")
   parser.add_argument("--name", default="xp3_scale", help="output file stem")
   parser.add_argument("--label", default="this branch", help="what was measured (for the table)")
+  parser.add_argument("--limit_s", type=float, default=600.0,
+                      help="a part running longer is stopped and reported as timed out")
   args = parser.parse_args(argv)
   if args.part:
     print(json.dumps(PARTS[args.part]()))
@@ -173,12 +223,15 @@ def main(argv: list[str] | None = None) -> None:
   result: dict[str, Any] = {"label": args.label,
                             "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}"}
   for part in ("pipeline", "resume", "train"):
-    result[part] = _run_part(part, env)
+    if part == "resume" and "timed_out_after_s" in result["pipeline"]:
+      result[part] = {"skipped": "the pipeline part timed out", "load_before": None}
+      continue
+    result[part] = _run_part(part, env, args.limit_s)
     print(part, json.dumps(result[part]), flush=True)
-  result["throughput_vs_train_step"] = (result["pipeline"]["steady_batches_per_s"]
-                                        / result["train"]["train_steps_per_s"])
-  result["resume_exact"] = result["resume"]["digest"] == result["pipeline"][
-      "digest_at_resume_step"]
+  steady = result["pipeline"].get("steady_batches_per_s")
+  result["throughput_vs_train_step"] = steady and steady / result["train"]["train_steps_per_s"]
+  result["resume_exact"] = (result["resume"].get("digest") is not None and result["resume"][
+      "digest"] == result["pipeline"]["digest_at_resume_step"])
   text = _markdown(result)
   print(text)
   if args.out:
