@@ -10,7 +10,7 @@ about as long as the language's average xP3 example (kilobytes / samples in `lan
 that tokenization costs about what it costs on the release.
 
   python -m benchmarks.synthetic_release --out /tmp/xp3_release [--collections xp3 xp3mt]
-      [--release_files ../shared/xp3/release_files.tsv]
+      [--release_files ../shared/xp3/release_files.tsv] [--max_records 6]
 
 writes OUT/xP3/<lang>/*.jsonl (and OUT/xP3mt/...), without manifests: build them with
 `python -m xp3_tasks.manifest --data_dir OUT/xP3`.
@@ -69,13 +69,13 @@ def _text(rng: random.Random, words: list[str], num_bytes: int) -> str:
   return " ".join(out)
 
 
-def _records(name: str, language: str, pools: dict[str, list[str]],
-             mean_bytes: float) -> list[dict[str, str]]:
+def _records(name: str, language: str, pools: dict[str, list[str]], mean_bytes: float,
+             max_records: int) -> list[dict[str, str]]:
   """The file's records: how many and what they say are fixed by its name."""
   rng = random.Random(zlib.crc32(f"{language}/{name}".encode("utf-8")))
   words = pools.get(language) or pools[""]
   records = []
-  for _ in range(rng.randint(1, MAX_RECORDS_PER_FILE)):
+  for _ in range(rng.randint(1, max_records)):
     size = mean_bytes * rng.uniform(0.3, 1.7)
     records.append({"inputs": _text(rng, words, int(size * (1 - TARGET_SHARE))),
                     "targets": _text(rng, words, max(1, int(size * TARGET_SHARE)))})
@@ -88,8 +88,12 @@ def _write(path: str, records: Iterable[dict[str, str]]) -> None:
       f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def write_collection(out_dir: str, files: list[tuple[str, str]]) -> int:
-  """Writes one collection's files under `out_dir`; returns how many were written."""
+def write_collection(out_dir: str, files: list[tuple[str, str]],
+                     max_records: int = MAX_RECORDS_PER_FILE) -> int:
+  """Writes one collection's files under `out_dir` (1 to `max_records` records per prompt
+  file); returns how many were written."""
+  if max_records < 1:
+    raise ValueError(f"max_records must be >= 1, got {max_records}")
   pools = _word_pools()
   table = languages.languages()
   by_folder: dict[str, list[str]] = collections.defaultdict(list)
@@ -104,7 +108,7 @@ def write_collection(out_dir: str, files: list[tuple[str, str]]) -> int:
     for name in names:
       if name == f"merged_{language}.jsonl":
         continue
-      records = _records(name, language, pools, mean_bytes)
+      records = _records(name, language, pools, mean_bytes, max_records)
       merged.extend(records)
       _write(os.path.join(folder, name), records)
     if f"merged_{language}.jsonl" in names:
@@ -117,12 +121,15 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--out", required=True, help="directory to write xP3/ (and xP3mt/) into")
   parser.add_argument("--release_files", default=DEFAULT_RELEASE_FILES)
   parser.add_argument("--collections", nargs="+", default=["xp3"], choices=sorted(FOLDERS))
+  parser.add_argument("--max_records", type=int, default=MAX_RECORDS_PER_FILE,
+                      help="records per prompt file: 1 to this many, fixed by the file's name")
   args = parser.parse_args(argv)
   release = read_release_files(args.release_files)
   for collection in args.collections:
     if collection not in release:
       raise ValueError(f"--collections: {collection!r} has no rows in {args.release_files}")
-    written = write_collection(os.path.join(args.out, FOLDERS[collection]), release[collection])
+    written = write_collection(os.path.join(args.out, FOLDERS[collection]), release[collection],
+                               args.max_records)
     print(f"wrote {written} files to {os.path.join(args.out, FOLDERS[collection])}")
 
 

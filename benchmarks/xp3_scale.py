@@ -24,6 +24,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -58,6 +59,13 @@ def _batches(position: int = 0):
   registration = time.perf_counter() - start
   import xp3_tasks  # pylint: disable=g-import-not-at-top
   prompt_tasks = xp3_tasks.query(include_held_out=True)
+  registered = {"registration_s": registration,
+                "tasks_registered": len(seqio.TaskRegistry.names()),
+                "xp3_prompt_tasks": len(prompt_tasks),
+                "xp3_held_out_tasks": sum(t.held_out for t in prompt_tasks),
+                "xp3_merged_tasks": len(xp3_tasks.query(kind="merged")),
+                "mixture_tasks": len(seqio.get_mixture_or_task(MIXTURE).tasks)}
+  print(json.dumps(registered), flush=True)  # kept should the part time out
   from xmtf import data  # pylint: disable=g-import-not-at-top
   config = data.DatasetConfig(mixture_or_task_name=MIXTURE, task_feature_lengths=LENGTHS,
                               batch_size=BATCH_SIZE, shuffle=True, seed=0)
@@ -65,12 +73,8 @@ def _batches(position: int = 0):
   batches = data.BatchIterator(
       data.get_dataset(config, seqio.ShardInfo(0, 1), BATCH_SIZE), position=position)
   first = next(batches)
-  info = {"registration_s": registration, "tasks_registered": len(seqio.TaskRegistry.names()),
-          "xp3_prompt_tasks": len(prompt_tasks),
-          "xp3_held_out_tasks": sum(t.held_out for t in prompt_tasks),
-          "xp3_merged_tasks": len(xp3_tasks.query(kind="merged")),
-          "mixture_tasks": len(seqio.get_mixture_or_task(MIXTURE).tasks),
-          "first_batch_s": time.perf_counter() - start, "load_after_first_batch": _load()}
+  info = dict(registered, first_batch_s=time.perf_counter() - start,
+              load_after_first_batch=_load())
   return batches, first, info
 
 
@@ -128,24 +132,40 @@ def _peak_rss_gib(pid: int) -> float:
 def _run_part(part: str, env: dict[str, str], limit_s: float) -> dict[str, Any]:
   """The part's result, or {"timed_out_after_s", "peak_rss_gib"} when it ran past `limit_s`
   (the per-prompt mixture of main once ran 16 minutes at 13 GiB without a first batch)."""
-  proc = subprocess.Popen([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  # Output to files, not pipes: a child writing more than a pipe holds would block on it.
+  with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part],
+                            env=env, stdout=out, stderr=err, text=True)
+    timed_out = _wait(proc, limit_s)
+    out.seek(0)
+    err.seek(0)
+    stdout, stderr = out.read(), err.read()
+  if timed_out is not None:
+    partial = {}
+    for line in stdout.splitlines():
+      if line.startswith("{"):
+        partial.update(json.loads(line))
+    return dict(partial, timed_out_after_s=limit_s, peak_rss_gib=timed_out, load_before=None,
+                load_after=_load())
+  if proc.returncode:
+    raise RuntimeError(f"part {part} failed:\n{stderr[-4000:]}")
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _wait(proc: subprocess.Popen, limit_s: float) -> float | None:
+  """Waits for `proc`; past `limit_s` kills it and returns its peak RSS (GiB), else None."""
   start, peak = time.perf_counter(), 0.0
   while proc.poll() is None:
     if time.perf_counter() - start > limit_s:
       proc.kill()
-      proc.communicate()
-      return {"timed_out_after_s": limit_s, "peak_rss_gib": peak, "load_before": None,
-              "load_after": _load()}
+      proc.wait()
+      return peak
     try:
       peak = max(peak, _peak_rss_gib(proc.pid))
     except OSError:  # ended between poll and read
       pass
     time.sleep(1.0)
-  stdout, stderr = proc.communicate()
-  if proc.returncode:
-    raise RuntimeError(f"part {part} failed:\n{stderr[-4000:]}")
-  return json.loads(stdout.strip().splitlines()[-1])
+  return None
 
 
 def _ensure_copy(data_root: str) -> None:
