@@ -30,9 +30,11 @@ def test_whole_release_builds_registers_and_streams(tmp_path):
                                     vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH))
   name = ""
   try:
+    # The release's xP3 holds no held-out dataset's file; were one listed, it stays out.
     held = {t.name for t in metadata.query(collection=COLLECTION, include_held_out=True)
             if t.held_out}
-    assert held and held <= set(names)
+    assert len(names) == len(metadata.query(collection=COLLECTION, include_held_out=True)) + len(
+        metadata.query(collection=COLLECTION, kind="merged"))
     name = mixtures.register_xp3_mixture(f"{COLLECTION}_mix", collection=COLLECTION)
     mixture = seqio.get_mixture_or_task(name)
     assert len(mixture.tasks) == len(metadata.query(collection=COLLECTION)) > 5000
