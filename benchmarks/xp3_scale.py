@@ -201,7 +201,8 @@ def _markdown(result: dict[str, Any]) -> str:
        f">= {GOALS['throughput_vs_train_step']:.0f}x"),
       (f"resume at step {RESUME_STEP} (first batch)",
        _figure(r.get("resume_first_batch_s"), "{:.1f} s", r), ""),
-      ("resumed batch equals the uninterrupted one", str(result["resume_exact"]), "True"),
+      ("resumed batch equals the uninterrupted one",
+       "-" if result["resume_exact"] is None else str(result["resume_exact"]), "True"),
   ]
   tasks = (f"{p['tasks_registered']} seqio tasks registered (xP3: {p['xp3_prompt_tasks']} "
            f"per-prompt, {p['xp3_held_out_tasks']} of them held out, {p['xp3_merged_tasks']} "
@@ -250,8 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     print(part, json.dumps(result[part]), flush=True)
   steady = result["pipeline"].get("steady_batches_per_s")
   result["throughput_vs_train_step"] = steady and steady / result["train"]["train_steps_per_s"]
-  result["resume_exact"] = (result["resume"].get("digest") is not None and result["resume"][
-      "digest"] == result["pipeline"]["digest_at_resume_step"])
+  result["resume_exact"] = (None if "digest" not in result["resume"] else
+                            result["resume"]["digest"] == result["pipeline"][
+                                "digest_at_resume_step"])
   text = _markdown(result)
   print(text)
   if args.out:
