@@ -1,6 +1,6 @@
 """xP3 mixtures that scale to the release: every task's files sampled in one stream.
 
-Why: the release has ~17,000 per-prompt files (6,000+ tasks). seqio's `Mixture.get_dataset`
+Why: the release has ~17,000 per-prompt files (8,040 tasks in a synthetic copy of its list). seqio's `Mixture.get_dataset`
 builds one tf.data pipeline per task (source, tokenizer, shuffle buffer, repeat) and samples
 them with one `sample_from_datasets`: each pipeline costs memory and time before the first batch,
 and the per-task machinery caps the batches/s. A `StreamingMixture` keeps seqio's view of the
@@ -13,7 +13,9 @@ of all tasks go through one tokenizer and one shuffle buffer (XP3_SHUFFLE_BUFFER
 tasks' own preprocessors and features.
 
 No file stays open: a task reads its next block of lines (BLOCK_BYTES) when its records run out,
-reopening the file at the byte offset it had reached, so memory is bounded by tasks x block.
+reopening the file at the byte offset it had reached, so memory is bounded by tasks x block
+(on gs:// that is one read request per block and task, in the one sampling thread). Records
+carry the union of the tasks' extra (xP3x) fields, "" where a task's records lack one.
 The stream is a deterministic function of the seed (one generator, in order), so the trainer's
 resume-by-skipping (`xmtf.data.BatchIterator`) restores its position exactly.
 
