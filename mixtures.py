@@ -17,15 +17,19 @@ Rates: xp3_tasks/mixing.py (language byte share, `code` x1.3, examples inside a 
                           (explicit opt-in, xP3all-style; the trainer refuses it unless
                           ALLOW_EVAL_DATASETS_IN_TRAINING = True). No other mixture has them.
 
-`register_xp3_mixture` (gin-configurable) registers further variants.
+Each is a `xp3_tasks.streams.StreamingMixture`: seqio sees its per-prompt tasks and rates, and
+training reads them as one stream (one tokenizer, one shuffle buffer), which scales to the
+release's ~17,000 files. `register_xp3_mixture` (gin-configurable) registers further variants.
 """
 import gin
 import seqio
 
 import xp3_tasks  # noqa: F401  (registers the tasks)
 from xp3_tasks import catalog
+from xp3_tasks import config
 from xp3_tasks import metadata
 from xp3_tasks import mixing
+from xp3_tasks import streams
 
 TEMPERATURES = (2, 5)
 CAPS = (10_000, 100_000)
@@ -38,7 +42,8 @@ def _register(name: str, rates: dict[str, float]) -> str:
     return ""
   if name in seqio.MixtureRegistry.names():
     seqio.MixtureRegistry.remove(name)
-  seqio.MixtureRegistry.add(name, sorted(rates.items()))
+  seqio.MixtureRegistry.add(name, sorted(rates.items()), mixture_cls=streams.StreamingMixture,
+                            shuffle_buffer_size=config.resolve().shuffle_buffer_size)
   _REGISTERED.append(name)
   return name
 

@@ -40,16 +40,23 @@ def parse_json_object(raw: bytes, where: str, error: type[ValueError] = ValueErr
   return record
 
 
+def line_content(line_number: int, raw: bytes) -> bytes | None:
+  """Line `line_number` (from 1) without its newline; None when blank. The BOM is dropped from
+  line 1 only."""
+  if line_number == 1 and raw.startswith(_BOM):
+    raw = raw[len(_BOM):]
+  return raw.rstrip(b"\r\n") if raw.strip() else None
+
+
 def nonblank_lines(path: str) -> Iterator[tuple[int, bytes]]:
   """(line number from 1, the line without its newline) for every non-blank line of `path`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (a join needs no TensorFlow)
 
   with tf.io.gfile.GFile(path, "rb") as f:
     for line_number, raw in enumerate(f, start=1):
-      if line_number == 1 and raw.startswith(_BOM):
-        raw = raw[len(_BOM):]
-      if raw.strip():
-        yield line_number, raw.rstrip(b"\r\n")
+      content = line_content(line_number, raw)
+      if content is not None:
+        yield line_number, content
 
 
 def read_json_objects(path: str, error: type[ValueError] = ValueError

@@ -26,8 +26,9 @@ with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (
                     the paper's evaluation feed inputs without EOS; no mT0 source says; an
                     assumption, RECIPE section 5). Targets always end in EOS.
   XP3_SHUFFLE_BUFFER_SIZE
-                    per-task example shuffle buffer (default 1000, never more than the task's
-                    examples); lower it for mixtures of thousands of tasks (host memory).
+                    example shuffle buffer (default 1000): the one buffer of a training
+                    mixture's stream (xp3_tasks/streams.py), and each task's own (never more
+                    than its examples) where a task or a cached mixture is read through seqio.
 
 A root set to "" or "none" registers nothing for that collection.
 """

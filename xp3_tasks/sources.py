@@ -17,7 +17,7 @@ import collections
 import json
 import random
 import threading
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from absl import logging
 import seqio
@@ -103,25 +103,39 @@ def iter_records(path: str, *, skip_invalid: bool = False, extra_fields: Sequenc
   """Yields the records of one JSON-lines file (every num_shards-th line from shard_index).
 
   Blank lines (e.g. a trailing newline) are ignored; line numbers count every line, from 1.
-  A file without any record (empty or blank) is an error too: a file that lost its contents
-  would otherwise just shrink the mixture.
+  A file without any record (empty or blank) is an error too (`empty_file`).
   """
   nonblank = 0
   for line_number, raw in fileio.nonblank_lines(path):
     nonblank += 1
     if (line_number - 1) % num_shards != shard_index:
       continue
-    try:
-      yield parse_line(raw, path, line_number, extra_fields)
-    except InvalidRecordError as e:
-      if not skip_invalid:
-        raise
-      _record_skip(path, _reason(e), str(e))
+    record = parse_or_skip(raw, path, line_number, extra_fields, skip_invalid)
+    if record is not None:
+      yield record
   if not nonblank:
-    error = InvalidRecordError(f"{path}: empty file (no records)")
+    empty_file(path, skip_invalid)
+
+
+def parse_or_skip(raw: bytes, path: str, line_number: int, extra_fields: Sequence[str],
+                  skip_invalid: bool) -> dict[str, str] | None:
+  """`parse_line`, or None for an invalid line when `skip_invalid` (counted and logged)."""
+  try:
+    return parse_line(raw, path, line_number, extra_fields)
+  except InvalidRecordError as e:
     if not skip_invalid:
-      raise error
-    _record_skip(path, _reason(error), str(error))
+      raise
+    _record_skip(path, _reason(e), str(e))
+    return None
+
+
+def empty_file(path: str, skip_invalid: bool) -> None:
+  """A file without any record: an error (a file that lost its contents would otherwise just
+  shrink the mixture), or counted and logged when `skip_invalid`."""
+  error = InvalidRecordError(f"{path}: empty file (no records)")
+  if not skip_invalid:
+    raise error
+  _record_skip(path, _reason(error), str(error))
 
 
 class JsonlDataSource(seqio.DataSource):
@@ -176,38 +190,52 @@ class JsonlDataSource(seqio.DataSource):
                   use_cached: bool = False, num_epochs: int | None = 1) -> tf.data.Dataset:
     """Records of `split` (file order shuffled by `seed` when `shuffle`); strings only."""
     del sequence_length, use_cached, num_epochs
-    files = list(self._files(split))
-    index, num_shards = (shard_info.index, shard_info.num_shards) if shard_info else (0, 1)
-    line_shards = 1
-    if num_shards > 1:
-      if len(files) >= num_shards:
-        files = files[index::num_shards]
-        index = 0
-      else:
-        line_shards = num_shards
+    files, index, line_shards = shard_files(self._files(split), shard_info)
     if shuffle and len(files) > 1:
       random.Random(None if seed is None else int(seed)).shuffle(files)
     fields = REQUIRED_FIELDS + self._extra_fields
-    # The generator hands over chunks of records (one tf.data element per chunk, unbatched
-    # after): per-element from_generator overhead would otherwise cap reading at ~5k/s.
-    signature = {field: tf.TensorSpec((None,), tf.string) for field in fields}
     skip_invalid, extra_fields = self._skip_invalid, self._extra_fields
 
     @tf.autograph.experimental.do_not_convert
     def read(path: tf.Tensor) -> tf.data.Dataset:
       def generate(path_bytes: bytes):
-        chunk = {field: [] for field in fields}
-        for record in iter_records(path_bytes.decode("utf-8"), skip_invalid=skip_invalid,
-                                   extra_fields=extra_fields, shard_index=index,
-                                   num_shards=line_shards):
-          for field in fields:
-            chunk[field].append(record[field].encode("utf-8"))
-          if len(chunk["inputs"]) == _CHUNK_SIZE:
-            yield chunk
-            chunk = {field: [] for field in fields}
-        if chunk["inputs"]:
-          yield chunk
-      return tf.data.Dataset.from_generator(generate, output_signature=signature,
-                                            args=(path,)).unbatch()
+        yield from chunks(iter_records(path_bytes.decode("utf-8"), skip_invalid=skip_invalid,
+                                       extra_fields=extra_fields, shard_index=index,
+                                       num_shards=line_shards), fields)
+      return records_dataset(generate, fields, args=(path,))
 
     return tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).flat_map(read)
+
+
+def shard_files(files: Sequence[str], shard_info: seqio.ShardInfo | None
+                ) -> tuple[list[str], int, int]:
+  """(this shard's files, line shard index, line shards): with at least as many files as
+  shards, shard i reads files i, i+n, ... whole; with fewer, every file's lines i, i+n, ..."""
+  files = list(files)
+  index, num_shards = (shard_info.index, shard_info.num_shards) if shard_info else (0, 1)
+  if num_shards > 1 and len(files) >= num_shards:
+    return files[index::num_shards], 0, 1
+  return files, index, num_shards
+
+
+def chunks(records: Iterable[Mapping[str, str]], fields: Sequence[str]
+           ) -> Iterator[dict[str, list[bytes]]]:
+  """Records grouped into chunks of _CHUNK_SIZE, field -> UTF-8 values (see records_dataset)."""
+  chunk = {field: [] for field in fields}
+  for record in records:
+    for field in fields:
+      chunk[field].append(record[field].encode("utf-8"))
+    if len(chunk[fields[0]]) == _CHUNK_SIZE:
+      yield chunk
+      chunk = {field: [] for field in fields}
+  if chunk[fields[0]]:
+    yield chunk
+
+
+def records_dataset(generate: Callable[..., Iterator[dict[str, list[bytes]]]],
+                    fields: Sequence[str], args: tuple = ()) -> tf.data.Dataset:
+  """A dataset of string records from a generator of `chunks`. Why chunks: one tf.data element
+  per record would cap from_generator at ~5k records/s; one per chunk, unbatched, does not."""
+  signature = {field: tf.TensorSpec((None,), tf.string) for field in fields}
+  return tf.data.Dataset.from_generator(generate, output_signature=signature,
+                                        args=args or None).unbatch()
