@@ -122,6 +122,26 @@ def test_examples_longer_than_feature_lengths_are_counted(tmp_path, caplog):
          "TASK_FEATURE_LENGTHS['inputs'] = 16 and are truncated" in caplog.text
 
 
+def test_the_training_pipeline_counts_truncation_in_its_own_counter():
+  """Through xmtf.data.get_dataset on the bundled `xp3` mixture (read as one stream): the
+  pipeline's counter counts, a counter of no pipeline stays empty, and outside any pipeline the
+  preprocessor counts nothing."""
+  import mixtures  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  config = data.DatasetConfig(mixture_or_task_name="xp3", batch_size=4,
+                              task_feature_lengths={"inputs": 16, "targets": 8})
+  counter, other = truncation.TruncationCounter(), truncation.TruncationCounter()
+  batches = data.get_dataset(config, seqio.ShardInfo(0, 1), 4, truncation_counter=counter)
+  for _, _ in zip(range(3), batches.as_numpy_iterator()):
+    pass
+  counts = counter.counts()
+  assert set(counts) == {"inputs", "targets"}
+  assert all(seen >= 12 and 0 < truncated <= seen for truncated, seen in counts.values())
+  assert other.counts() == {}
+  assert truncation.count_truncated in tasks.PREPROCESSORS
+  plain = truncation.count_truncated(batches, {"inputs": 4}, {})  # outside any pipeline
+  assert plain is batches
+
+
 def test_unknown_mixture_suggests_close_names():
   import mixtures  # pylint: disable=g-import-not-at-top,unused-import
   with pytest.raises(ValueError, match=r"unknown seqio mixture or task 'xp3_sww'.*did you mean "
