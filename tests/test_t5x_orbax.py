@@ -253,3 +253,13 @@ def test_t5x_train_continues_from_our_checkpoint(tmp_path):
   assert sorted(after) == sorted(before)
   unchanged = [name for name in before if np.array_equal(after[name], before[name])]
   assert not unchanged, f"T5X's two steps left these parameters unchanged: {unchanged}"
+
+
+def test_arrays_are_read_in_groups_bounded_in_bytes():
+  from xmtf.interop import t5x_orbax  # pylint: disable=g-import-not-at-top
+
+  meta = lambda *shape: jax.ShapeDtypeStruct(shape, np.float32)
+  leaves = {"a": meta(256), "b": meta(256), "big": meta(4096), "c": meta(2), "d": meta()}
+  groups = [list(g) for g in t5x_orbax._groups(leaves, max_bytes=2048)]  # pylint: disable=protected-access
+  assert groups == [["a", "b"], ["big"], ["c", "d"]]
+  assert [list(g) for g in t5x_orbax._groups(leaves, 1 << 30)] == [list(leaves)]  # pylint: disable=protected-access

@@ -74,11 +74,22 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-def _nest(keys: tuple[str, ...], name: str, value: Any) -> dict[str, Any]:
-  """{'target': {'a': {'b': value}}} for keys ('target',) and name 'a/b'."""
-  for key in reversed((*keys, *name.split("/")) if name else keys):
-    value = {key: value}
-  return value
+def _nest_many(keys: tuple[str, ...], leaves: Mapping[str, Any]) -> dict[str, Any]:
+  """{'target': {'a': {'b': x, 'c': y}}} for keys ('target',) and leaves {'a/b': x, 'a/c': y}."""
+  root: dict[str, Any] = {}
+  for name, value in leaves.items():
+    node = root
+    path = (*keys, *name.split("/")) if name else keys
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = value
+  return root
+
+
+def _pick(tree: Any, keys: tuple[str, ...], name: str) -> Any:
+  for key in (*keys, *name.split("/")) if name else keys:
+    tree = tree[key]
+  return tree
 
 
 def array_infos(path: str, section: str = "target") -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -93,27 +104,45 @@ def array_infos(path: str, section: str = "target") -> dict[str, tuple[tuple[int
           if hasattr(meta, "shape")}
 
 
-def _restore(path: str, keys: tuple[str, ...], name: str, metadata: Any) -> Any:
-  """Restores the subtree `keys/name` (numpy arrays on the host)."""
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
-  item = _nest(keys, name, metadata)
+def _restore(path: str, keys: tuple[str, ...], metadata: Mapping[str, Any]) -> dict[str, Any]:
+  """Restores the leaves {name: metadata} under `keys` in one read: {name: numpy array}."""
+  restore_args = {name: jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
+                  for name, meta in metadata.items()}
   restored = ocp.PyTreeCheckpointer().restore(
       _state(path), args=ocp.args.PyTreeRestore(
-          item=item, restore_args=_nest(keys, name, restore_args), partial_restore=True))
-  for key in (*keys, *name.split("/")) if name else keys:
-    restored = restored[key]
-  return restored
+          item=_nest_many(keys, metadata), restore_args=_nest_many(keys, restore_args),
+          partial_restore=True))
+  return {name: _pick(restored, keys, name) for name in metadata}
 
 
-def iter_arrays(path: str, section: str = "target", dtype: Any = None
-                ) -> Iterator[tuple[str, np.ndarray]]:
-  """Yields ('/'-joined name, array) of a section one array at a time (at most one in memory)."""
+def _groups(leaves: Mapping[str, Any], max_bytes: int) -> Iterator[dict[str, Any]]:
+  """Consecutive leaves in groups of at most `max_bytes` (a larger array alone)."""
+  group: dict[str, Any] = {}
+  size = 0
+  for name, meta in leaves.items():
+    nbytes = int(np.prod(getattr(meta, "shape", ()))) * np.dtype(
+        getattr(meta, "dtype", np.float32)).itemsize
+    if group and size + nbytes > max_bytes:
+      yield group
+      group, size = {}, 0
+    group[name] = meta
+    size += nbytes
+  if group:
+    yield group
+
+
+def iter_arrays(path: str, section: str = "target", dtype: Any = None,
+                max_bytes_per_read: int = 1 << 30) -> Iterator[tuple[str, np.ndarray]]:
+  """Yields ('/'-joined name, array) of a section, reading `max_bytes_per_read` at a time (one
+  read per array cost a tiny model's checkpoint hundreds of orbax calls; one per section would
+  hold an xxl section in host memory at once)."""
   node = _section(_tree_metadata(path), section)
   if node is None:
     return
-  for name, meta in _flatten(node).items():
-    array = np.asarray(_restore(path, _SECTIONS[section], name, meta))
-    yield name, array if dtype is None else array.astype(dtype, copy=False)
+  for group in _groups(_flatten(node), max_bytes_per_read):
+    for name, array in _restore(path, _SECTIONS[section], group).items():
+      array = np.asarray(array)
+      yield name, array if dtype is None else array.astype(dtype, copy=False)
 
 
 def read_step(path: str) -> int | None:
@@ -121,7 +150,7 @@ def read_step(path: str) -> int | None:
   meta = _section(_tree_metadata(path), "step")
   if meta is None:
     return None
-  return int(_restore(path, ("state",), "step", meta))
+  return int(_restore(path, ("state",), {"step": meta})["step"])
 
 
 def write_checkpoint(model_dir: str, step: int, params: Any,
