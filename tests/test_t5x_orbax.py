@@ -260,6 +260,6 @@ def test_arrays_are_read_in_groups_bounded_in_bytes():
 
   meta = lambda *shape: jax.ShapeDtypeStruct(shape, np.float32)
   leaves = {"a": meta(256), "b": meta(256), "big": meta(4096), "c": meta(2), "d": meta()}
-  groups = [list(g) for g in t5x_orbax._groups(leaves, max_bytes=2048)]  # pylint: disable=protected-access
-  assert groups == [["a", "b"], ["big"], ["c", "d"]]
-  assert [list(g) for g in t5x_orbax._groups(leaves, 1 << 30)] == [list(leaves)]  # pylint: disable=protected-access
+  groups = t5x_orbax._groups  # pylint: disable=protected-access
+  assert [list(g) for g in groups(leaves, max_bytes=2048)] == [["a", "b"], ["big"], ["c", "d"]]
+  assert [list(g) for g in groups(leaves, 1 << 30)] == [list(leaves)]
