@@ -135,18 +135,13 @@ def child_hf(work: str) -> dict:
   batch's longest), as the paper's run_eval.py; float32 on CPU with PyTorch's threads."""
   import mixtures  # noqa: F401  pylint: disable=unused-import
   import torch
-  import transformers
+  from benchmarks import workers
   from xmtf import checkpoints
   from xmtf import evaluation
   from xmtf import runtime
-  from xmtf.interop import hf
   runtime.hide_gpus_from_tensorflow()
   params, config = checkpoints.load_params(os.path.join(work, "xmtf", f"checkpoint_{STEP}"))
-  hf_config = transformers.MT5Config(**hf.hf_config_from_t5config(config))
-  model = transformers.MT5ForConditionalGeneration(hf_config).eval()
-  state = {k: torch.tensor(np.asarray(v)) for k, v in
-           hf.params_to_hf_state_dict(jax_tree_to_numpy(params), config).items()}
-  model.load_state_dict(state, strict=False)
+  model = workers.hf_mt5(config, jax_tree_to_numpy(params)).eval()
   evaluator = evaluation.Evaluator(config, MIXTURE, feature_lengths=LENGTHS, batch_size=BATCH)
   prepared = evaluator._prepared()  # pylint: disable=protected-access
   rows = [ex for task in evaluator.task_names for ex in prepared.examples[task]]
