@@ -188,3 +188,7 @@ def test_target_lengths_per_batch_trade_padding_against_shapes():
     assert sorted(rows.tolist()) == list(range(80))
   assert sum(b.decoder_target_tokens.size for b in cheap) < sum(
       b.decoder_target_tokens.size for b in dear) / 4
+  # One short example (a bucket of its own, one partial batch) rides in the longer bucket.
+  joined = scoring.ScoringPlan(inputs + [[5] * 3], targets + [[6] * 3], rows_per_batch=8,
+                               shape_cost=10**9)
+  assert joined.shapes == [(16, 64)] and len(joined) == len(dear) + 1

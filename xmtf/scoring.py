@@ -101,14 +101,21 @@ class ScoringPlan:
 
   def _plan(self) -> list[tuple[list[int], int, int]]:
     """(groups, input length, target length) per batch, shortest inputs first; within an input
-    bucket, groups go by their longest target, so most batches need short targets only."""
+    bucket, groups go by their longest target, so most batches need short targets only. A bucket
+    whose groups fill at most one batch joins the next longer bucket (no shape of its own)."""
     by_bucket: dict[int, list[int]] = {}
     for group, tokens in enumerate(self._group_inputs):
       by_bucket.setdefault(length_bucket(len(tokens), self._max_input_length), []).append(group)
-    batches = []
+    batches, carried = [], []
+    longest = lambda g: max(len(self._targets[r]) for r in self._group_rows[g])  # noqa: E731
     for input_length in sorted(by_bucket):
-      longest = lambda g: max(len(self._targets[r]) for r in self._group_rows[g])  # noqa: E731
-      members = sorted(by_bucket[input_length], key=lambda g: (longest(g), g))
+      members = carried + by_bucket[input_length]
+      if input_length != max(by_bucket) and len(members) <= self.examples_per_batch and sum(
+          len(self._group_rows[g]) for g in members) <= self.rows_per_batch:
+        carried = members  # one partial batch: a longer bucket's shape, not one more compilation
+        continue
+      carried = []
+      members = sorted(members, key=lambda g: (longest(g), g))
       current, rows, cut = [], 0, []
       for group in members:
         n = len(self._group_rows[group])
