@@ -195,31 +195,38 @@ def _xmtf_init(cfg: BenchConfig) -> Any:
   return jax.tree.map(np.asarray, params)
 
 
+def hf_mt5(config: Any, params: Any) -> Any:
+  """A Hugging Face MT5ForConditionalGeneration holding xmtf's `params` (numpy) for
+  the xmtf T5Config `config`: untied output layer, one shared input embedding (what mT5 has)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  from xmtf.interop import hf  # pylint: disable=g-import-not-at-top
+  hf_config = transformers.MT5Config(**hf.hf_config_from_t5config(config))
+  # MT5Config's constructor forces tied embeddings (see tests/test_model_parity.py).
+  hf_config.tie_word_embeddings = False
+  model = transformers.MT5ForConditionalGeneration(hf_config)
+  model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
+  assert model.lm_head.weight is not model.shared.weight
+  weights = hf.params_to_hf_state_dict(params, config)
+  state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+  missing, unexpected = model.load_state_dict(state, strict=False)
+  if unexpected or set(missing) - {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}:
+    raise AssertionError(f"xmtf -> HF weights: missing {missing}, unexpected {unexpected}")
+  return model
+
+
 class _TorchSide:
   """Shared by the Hugging Face workers: the MT5 model with xmtf's exact architecture."""
 
   def __init__(self, cfg: BenchConfig, threads: int):
     import torch  # pylint: disable=g-import-not-at-top
-    import transformers  # pylint: disable=g-import-not-at-top
-    from xmtf.interop import hf  # pylint: disable=g-import-not-at-top
     self.cfg, self.torch = cfg, torch
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
     self.dev = torch.device("cuda" if cfg.device == "gpu" else "cpu")
-    hf_config = transformers.MT5Config(**hf.hf_config_from_t5config(cfg.t5_config()))
-    # MT5Config's constructor forces tied embeddings; mT5 has an untied output layer and one
-    # shared input embedding (see tests/test_model_parity.py).
-    hf_config.tie_word_embeddings = False
-    model = transformers.MT5ForConditionalGeneration(hf_config)
-    model.encoder.embed_tokens = model.decoder.embed_tokens = model.shared
-    assert model.lm_head.weight is not model.shared.weight
     # xmtf's initial weights (HF's own init starts at a loss ~3x higher): both sides train the
     # same model from the same point, which the losses they report show.
-    weights = hf.params_to_hf_state_dict(_xmtf_init(cfg), cfg.t5_config())
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}:
-      raise AssertionError(f"xmtf -> HF weights: missing {missing}, unexpected {unexpected}")
+    model = hf_mt5(cfg.t5_config(), _xmtf_init(cfg))
     self.model = model.to(self.dev)
     self.autocast_dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else None
 

@@ -82,3 +82,39 @@ def test_tiny_run_writes_json_and_markdown_with_every_part(tmp_path):
   for heading in ("## Training", "## Decoding", "## Input pipeline", "## Goals (issue 7)"):
     assert heading in markdown
   assert "HF MT5 + Adafactor, torch.compile" in markdown
+
+
+def test_eval_speed_goals_and_markdown_name_each_measure():
+  from benchmarks import eval_speed
+  ours = {"rows": 10, "inputs": 4, "startup_s": 1.0, "read_tasks_s": 0.5,
+          "first_evaluation_s": 3.0, "evaluation_after_startup_s": 12.5, "evaluation_s": 1.0,
+          "batches": 2, "shapes": [[8, 8]], "rows_per_s": 40.0}
+  result = {"feature_lengths": eval_speed.LENGTHS, "batch_rows": 32, "cpus": 2, "load_before": 1,
+            "load_after": 2, "ours_whole_run_s": 10.0, "t5x_whole_run_s": 40.0,
+            "whole_run_speedup_vs_t5x": 4.0, "rows_per_s_vs_hf": 4.0, "ours": ours,
+            "hf": {"rows_per_s": 10.0, "max_abs_score_difference_vs_ours": 1e-5}}
+  goals = eval_speed.goals(result)
+  assert {k: v["met"] for k, v in goals.items()} == {
+      "whole_run_speedup_vs_t5x": False, "rows_per_s_vs_hf": True,
+      "evaluation_after_startup_s": False}
+  del result["whole_run_speedup_vs_t5x"], result["t5x_whole_run_s"]
+  result["goals"] = eval_speed.goals(result)
+  assert "whole_run_speedup_vs_t5x" not in result["goals"]  # T5X not run: no verdict
+  text = eval_speed.markdown(result)
+  assert "| whole run (process start to exit) | 10.0 s | not run" in text
+  assert "| evaluation_after_startup_s | 12.5 | <= 10 | no |" in text
+
+
+@pytest.mark.slow
+def test_eval_speed_sides_score_the_same_rows(tmp_path):
+  """The in-process pieces on two rows per task: our evaluator, then Hugging Face scoring the
+  same rows one by one with the same weights, which gives our scores."""
+  from benchmarks import eval_speed
+  eval_speed.child_setup(str(tmp_path), t5x=False)
+  ours = eval_speed.child_ours(str(tmp_path), num_examples=2)
+  hf_side = eval_speed.child_hf(str(tmp_path), num_examples=2)
+  assert ours["rows"] == hf_side["rows"] == 2 * len(ours["accuracy"])
+  assert hf_side["max_abs_score_difference_vs_ours"] < 1e-3
+  assert ours["rows_per_s"] > 0 and ours["evaluation_after_startup_s"] > ours["read_tasks_s"]
+  written = list((tmp_path / "ours_in_process" / "step_0").glob("*.json"))
+  assert len(written) == len(ours["accuracy"]) + 1  # every task and the summary

@@ -150,6 +150,27 @@ def test_rank_classification_rows(name, split):
     assert len({r["inputs_pretokenized"] for r in example_rows}) == 1
 
 
+@pytest.mark.parametrize("lengths", [LENGTHS, {"inputs": 12, "targets": 3}, None])
+def test_numpy_examples_equal_the_tf_data_pipeline(lengths):
+  """The evaluator's tf.data-free reading yields exactly the task pipeline's rows (ids, dtypes,
+  truncation with the targets' EOS kept), for every family, under several lengths."""
+  names = ["xnli_fr_gpt_3_style", "xcopa_zh_best_option", "xstory_cloze_hi_choose_story_ending",
+           "xwinograd_zh_stand_for", "super_glue_rte_does_it_follow_that"]
+  for name in names:
+    _sample_vocab_or_skip(name)
+    task = seqio.get_mixture_or_task(name)
+    want = list(task.get_dataset(lengths, split="validation", shuffle=False).as_numpy_iterator())
+    got = task.numpy_examples(lengths, "validation")
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want):
+      assert sorted(g) == sorted(w)
+      for key in w:
+        assert np.asarray(g[key]).dtype == np.asarray(w[key]).dtype, (name, key)
+        np.testing.assert_array_equal(g[key], w[key], err_msg=f"{name} {key}")
+  with pytest.raises(ValueError, match="split 'train'"):
+    task.numpy_examples(LENGTHS, "train")
+
+
 def test_rows_follow_the_file_and_labels():
   _sample_vocab_or_skip("super_glue_cb_gpt_3_style")
   rows = _rows("super_glue_cb_gpt_3_style")

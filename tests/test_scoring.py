@@ -167,3 +167,28 @@ def test_grouped_scores_equal_per_row_scores_and_hf(sharded):
   assert accuracy(grouped) == accuracy(per_row)
   with pytest.raises(ValueError, match="row_example"):
     fns.score_grouped({}, _model_batch(batch))
+
+
+def test_target_lengths_per_batch_trade_padding_against_shapes():
+  """Within an input bucket, examples go by their longest choice: with no cost per shape each
+  batch pads its targets to its own bucket; with a high one, one target length per input bucket
+  (one compilation); every row is scored once either way."""
+  rng = np.random.default_rng(0)
+  inputs, targets = [], []
+  for example in range(40):
+    tokens = rng.integers(2, 50, size=10).tolist()
+    for choice in range(2):
+      inputs.append(tokens)
+      targets.append(rng.integers(2, 50, size=60 if example == 0 else 3).tolist())
+  cheap = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=0)
+  dear = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=10**9)
+  assert cheap.shapes == [(16, 8), (16, 64)] and dear.shapes == [(16, 64)]
+  for plan in (cheap, dear):
+    rows = np.concatenate([b.rows[b.rows >= 0] for b in plan])
+    assert sorted(rows.tolist()) == list(range(80))
+  assert sum(b.decoder_target_tokens.size for b in cheap) < sum(
+      b.decoder_target_tokens.size for b in dear) / 4
+  # One short example (a bucket of its own, one partial batch) rides in the longer bucket.
+  joined = scoring.ScoringPlan(inputs + [[5] * 3], targets + [[6] * 3], rows_per_batch=8,
+                               shape_cost=10**9)
+  assert joined.shapes == [(16, 64)] and len(joined) == len(dear) + 1

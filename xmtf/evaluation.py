@@ -149,11 +149,17 @@ class Evaluator:
     return self._prepared_future.result()
 
   def _read_tasks(self) -> dict[str, list[dict[str, Any]]]:
-    """Every task's examples. The tasks' pipelines are chained into one per element structure
-    and read through one iterator with tf.data's graph rewrites off: building and optimising an
-    iterator per task cost more than reading the bundled samples."""
+    """Every task's examples. A task with `numpy_examples(sequence_length, split)` (the xP3
+    evaluation tasks) computes them without tf.data; the other tasks' pipelines are chained into
+    one per element structure and read through one iterator with tf.data's graph rewrites off:
+    building and optimising a pipeline per task cost more than reading the bundled samples."""
     by_spec: dict[str, list[tuple[int, tf.data.Dataset]]] = {}
+    examples: dict[str, list[dict[str, Any]]] = {task.name: [] for task in self._tasks}
     for i, task in enumerate(self._tasks):
+      if hasattr(task, "numpy_examples") and not self._use_cached:
+        rows = task.numpy_examples(self._feature_lengths, EVAL_SPLIT)
+        examples[task.name] = rows[:self._num_examples] if self._num_examples else rows
+        continue
       ds = task.get_dataset(sequence_length=self._feature_lengths, split=EVAL_SPLIT,
                             shuffle=False, num_epochs=1, use_cached=self._use_cached)
       if self._num_examples:
@@ -163,7 +169,6 @@ class Evaluator:
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
-    examples: dict[str, list[dict[str, Any]]] = {task.name: [] for task in self._tasks}
     for members in by_spec.values():
       chained = members[0][1]
       for _, ds in members[1:]:

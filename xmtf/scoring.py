@@ -15,6 +15,7 @@ not depend on the padded length.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -60,11 +61,15 @@ class ScoringPlan:
       rows per group (so a typical batch fills both), rounded up to `multiple`.
     multiple: both batch dimensions are multiples of it (the data-parallel size).
     max_input_length, max_target_length: caps of the buckets (the truncation lengths).
+    shape_cost: padded target slots (rows x length) worth one more batch shape, i.e. one more
+      compilation; on CPU the tiny model compiles a shape in about the time it takes to score
+      50,000 target slots.
   """
 
   def __init__(self, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
                rows_per_batch: int, examples_per_batch: int | None = None, multiple: int = 1,
-               max_input_length: int | None = None, max_target_length: int | None = None):
+               max_input_length: int | None = None, max_target_length: int | None = None,
+               shape_cost: int = 50_000):
     if len(inputs) != len(targets):
       raise ValueError(f"ScoringPlan: {len(inputs)} inputs but {len(targets)} targets")
     if rows_per_batch < 1:
@@ -91,29 +96,54 @@ class ScoringPlan:
     self.examples_per_batch = _round_up(max(1, min(examples_per_batch, rows_per_batch)), multiple)
     self._max_input_length = max_input_length
     self._max_target_length = max_target_length
+    self._shape_cost = shape_cost
     self._batches = self._plan()
 
   def _plan(self) -> list[tuple[list[int], int, int]]:
-    """(groups, input length, target length) per batch, shortest inputs first."""
+    """(groups, input length, target length) per batch, shortest inputs first; within an input
+    bucket, groups go by their longest target, so most batches need short targets only. A bucket
+    whose groups fill at most one batch joins the next longer bucket (no shape of its own)."""
     by_bucket: dict[int, list[int]] = {}
     for group, tokens in enumerate(self._group_inputs):
       by_bucket.setdefault(length_bucket(len(tokens), self._max_input_length), []).append(group)
-    batches = []
+    batches, carried = [], []
+    longest = lambda g: max(len(self._targets[r]) for r in self._group_rows[g])  # noqa: E731
     for input_length in sorted(by_bucket):
-      members = sorted(by_bucket[input_length], key=lambda g: len(self._group_inputs[g]))
-      longest = max(len(self._targets[r]) for g in members for r in self._group_rows[g])
-      target_length = length_bucket(longest, self._max_target_length)
-      current, rows = [], 0
+      members = carried + by_bucket[input_length]
+      if input_length != max(by_bucket) and len(members) <= self.examples_per_batch and sum(
+          len(self._group_rows[g]) for g in members) <= self.rows_per_batch:
+        carried = members  # one partial batch: a longer bucket's shape, not one more compilation
+        continue
+      carried = []
+      members = sorted(members, key=lambda g: (longest(g), g))
+      current, rows, cut = [], 0, []
       for group in members:
         n = len(self._group_rows[group])
         if current and (len(current) == self.examples_per_batch
                         or rows + n > self.rows_per_batch):
-          batches.append((current, input_length, target_length))
+          cut.append(current)
           current, rows = [], 0
         current.append(group)
         rows += n
-      batches.append((current, input_length, target_length))
+      cut.append(current)
+      needed = [length_bucket(max(longest(g) for g in groups), self._max_target_length)
+                for groups in cut]
+      batches.extend((groups, input_length, length)
+                     for groups, length in zip(cut, self._target_levels(needed)))
     return batches
+
+  def _target_levels(self, needed: list[int]) -> list[int]:
+    """Each batch's target length: its own bucket, or a longer one of the same input bucket when
+    one more shape would cost more (`shape_cost`) than the padding it saves. The levels are
+    chosen by trying every subset of the needed buckets that keeps the longest (a handful)."""
+    buckets = sorted(set(needed))
+    def assign(levels: tuple[int, ...]) -> list[int]:
+      return [min(level for level in levels if level >= n) for n in needed]
+    def cost(levels: tuple[int, ...]) -> int:
+      return self.rows_per_batch * sum(assign(levels)) + self._shape_cost * len(levels)
+    best = min((subset + (buckets[-1],) for k in range(len(buckets))
+                for subset in itertools.combinations(buckets[:-1], k)), key=cost)
+    return assign(best)
 
   @property
   def shapes(self) -> list[tuple[int, int]]:
