@@ -332,7 +332,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{p['real_tokens_per_slot']:.1%} | {p['examples_per_row']:.2f} | "
         f"{p['examples_per_64_row_step']['mean']:.0f} ± {p['examples_per_64_row_step']['std']:.0f}"
         f", {p['examples_per_64_row_step']['min']}-{p['examples_per_64_row_step']['max']} |", "",
-        f"Input row length search (targets 1024, 64 rows, goal >= 512 examples per step): "
+        "Input row length search (targets 1024, 64 rows, goal >= 512 examples per step): "
         + ", ".join(f"{t['row_lengths']['inputs']}: {t['examples_per_64_row_step']['mean']:.0f}"
                     for t in ln["tried"])
         + f"; chosen {ln['chosen_input_row_length']}.", "",
