@@ -75,6 +75,7 @@ def test_evaluator_metrics_follow_scores(model_dir, mixture, tmp_path):
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
 
 
+@pytest.mark.slow  # seconds of compilation: out of the fast lane
 def test_scores_equal_the_per_row_seqio_path_and_float32_is_the_default(model_dir, mixture,
                                                                          tmp_path):
   """The grouped, bucketed scoring gives every row the score of seqio.Evaluator feeding each row

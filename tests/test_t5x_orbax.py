@@ -115,6 +115,7 @@ def t5x_run(tmp_path_factory):
   return model, state, model_dir
 
 
+@pytest.mark.slow  # seconds of compilation: out of the fast lane
 def test_t5x_orbax_checkpoint_read_by_us(t5x_run, tmp_path):
   model, state, model_dir = t5x_run
   path = str(model_dir / "checkpoint_3")
@@ -202,6 +203,7 @@ def _our_trained_checkpoint(model_dir) -> tuple[str, dict, dict]:
           params, t5x_state)
 
 
+@pytest.mark.slow  # seconds of compilation: out of the fast lane
 def test_ours_written_as_t5x_restored_by_t5x(tmp_path):
   source, params, t5x_state = _our_trained_checkpoint(tmp_path / "ours")
   assert convert_cli.main(["--from", "xmtf", "--to", "t5x", "--input", source, "--output",
