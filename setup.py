@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "test": [
         "pytest>=8",
+        "pytest-xdist>=3.5",
         "torch==2.13.0",
         "transformers>=5.23,<6",
         "safetensors>=0.6",
