@@ -56,6 +56,11 @@ def test_train_checkpoint_evaluate_resume(tmp_path):
   train_cli.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=6", "--gin.EVAL_PERIOD=6"))
 
   assert "TRAIN_STEPS = 6" in open(os.path.join(model_dir, "config.gin")).read()
+  # The training vocabulary beside the checkpoints, for infer / generate (the bundled one here).
+  from xp3_tasks import vocab  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(model_dir, "sentencepiece.model"), "rb") as f, \
+      open(vocab.SAMPLE_VOCAB_PATH, "rb") as g:
+    assert f.read() == g.read()
   assert checkpoints.latest_checkpoint(model_dir).endswith("checkpoint_6")
   assert os.path.isdir(os.path.join(model_dir, "checkpoint_3"))
   metrics = read_metrics(model_dir)

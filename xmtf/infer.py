@@ -28,32 +28,28 @@ from xmtf import decoding
 from xmtf import fileio
 from xmtf import model as model_lib
 from xmtf import model_fns
+from xmtf import vocabularies
 
 MODES = ("predict", "score")
-VOCABULARY_FILE = "sentencepiece.model"
-MT5_VOCAB_PATH = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
-MT5_VOCAB_SIZE = 250_112  # mT5's embedding rows (250,100 pieces, padded)
 
 
 def vocabulary_for(checkpoint_path: str, config: model_lib.T5Config, vocab_path: str | None):
   """The SentencePiece vocabulary: `vocab_path`, else the `sentencepiece.model` beside the
   checkpoint or in its model directory (`xmtf.train` writes the training mixture's there), else
   mT5's for a model with mT5's embedding size; otherwise an error asking for the path."""
-  import seqio  # pylint: disable=g-import-not-at-top
-
   if not vocab_path:
     for directory in (checkpoint_path, os.path.dirname(os.path.normpath(checkpoint_path))):
-      candidate = os.path.join(directory, VOCABULARY_FILE)
+      candidate = os.path.join(directory, vocabularies.VOCABULARY_FILE)
       if os.path.exists(candidate):
         vocab_path = candidate
         break
   if not vocab_path:
-    if config.vocab_size < MT5_VOCAB_SIZE:
-      raise ValueError(f"no {VOCABULARY_FILE} beside {checkpoint_path} or in its model directory, "
-                       f"and its {config.vocab_size} embeddings are not mT5's: give the "
-                       "vocabulary (VOCABULARY_PATH / --vocab)")
-    vocab_path = MT5_VOCAB_PATH
-  vocabulary = seqio.SentencePieceVocabulary(vocab_path, extra_ids=0)
+    if config.vocab_size < vocabularies.MT5_VOCAB_SIZE:
+      raise ValueError(f"no {vocabularies.VOCABULARY_FILE} beside {checkpoint_path} or in its "
+                       f"model directory, and its {config.vocab_size} embeddings are not mT5's: "
+                       "give the vocabulary (VOCABULARY_PATH / --vocab)")
+    vocab_path = vocabularies.MT5_VOCAB_PATH
+  vocabulary = vocabularies.sentencepiece(vocab_path)
   if vocabulary.vocab_size > config.vocab_size:
     raise ValueError(f"vocabulary {vocab_path} has {vocabulary.vocab_size} pieces but the model "
                      f"in {checkpoint_path} only {config.vocab_size} embeddings; pass --vocab")

@@ -43,7 +43,7 @@ def _write_vocabulary(model_dir: str, mixture_or_task_name: str) -> None:
   """The training mixture's SentencePiece model as `<model_dir>/sentencepiece.model`, so that
   `xmtf.infer` / `xmtf.generate` on this run's checkpoints need no vocabulary flag."""
   from xmtf import data  # pylint: disable=g-import-not-at-top
-  from xmtf import infer  # pylint: disable=g-import-not-at-top
+  from xmtf import vocabularies  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   if jax.process_index() != 0:
@@ -51,7 +51,7 @@ def _write_vocabulary(model_dir: str, mixture_or_task_name: str) -> None:
   features = data.get_mixture_or_task(mixture_or_task_name).output_features
   vocabulary = getattr(features.get("targets"), "vocabulary", None)
   if isinstance(getattr(vocabulary, "sp_model", None), bytes):
-    with tf.io.gfile.GFile(os.path.join(model_dir, infer.VOCABULARY_FILE), "wb") as f:
+    with tf.io.gfile.GFile(os.path.join(model_dir, vocabularies.VOCABULARY_FILE), "wb") as f:
       f.write(vocabulary.sp_model)
 
 

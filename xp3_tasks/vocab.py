@@ -11,20 +11,16 @@ file binds it) changes the vocabulary of every xP3 task registered afterwards; t
 registered at import time, so bind it before `import xp3_tasks` (T5X's
 `--gin.MIXTURE_OR_TASK_MODULE` import happens after gin parsing, as required).
 """
-import functools
 import os
 
 import gin
 import seqio
 
-MT5_VOCAB_PATH = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+from xmtf import vocabularies
+
+MT5_VOCAB_PATH = vocabularies.MT5_VOCAB_PATH
 SAMPLE_VOCAB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                                  "sentencepiece.model")
-
-
-@functools.lru_cache(maxsize=None)
-def _vocabulary(path: str) -> seqio.SentencePieceVocabulary:
-  return seqio.SentencePieceVocabulary(path, extra_ids=0)
 
 
 @gin.configurable(module="xp3_tasks.vocab")
@@ -34,4 +30,4 @@ def get_vocabulary(path: str | None = None) -> seqio.SentencePieceVocabulary:
   Instances are cached per path so that every task shares one vocabulary object (seqio
   compares vocabularies across the tasks of a mixture).
   """
-  return _vocabulary(path or MT5_VOCAB_PATH)
+  return vocabularies.sentencepiece(path or MT5_VOCAB_PATH)
