@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -55,7 +56,10 @@ def _tiny_config():
 # -- children (one process each) -------------------------------------------------------------
 
 def child_setup(work: str, t5x: bool) -> dict:
-  """The same freshly initialised weights as an xmtf checkpoint and as a T5X checkpoint."""
+  """The same freshly initialised weights as an xmtf checkpoint and as a T5X checkpoint (a
+  previous run's are replaced)."""
+  for name in ("xmtf", "t5x"):
+    shutil.rmtree(os.path.join(work, name), ignore_errors=True)
   from xmtf import checkpoints
   from xmtf import model as model_lib
   config = _tiny_config()

@@ -106,10 +106,11 @@ def test_score_rejects_incomplete_and_packed_batches():
     fns.score({}, packed)
 
 
-def _plan_scores(fns, params, plan):
+def _plan_scores(fns, params, plan, length_normalize=False):
   scores = np.zeros(plan.num_rows, np.float32)
   for batch in plan:
-    out = np.asarray(fns.score_grouped(params, batch.features()))
+    out = np.asarray(fns.score_choices(params, batch.features(), plan.num_choices,
+                                       length_normalize))
     scores[batch.rows[batch.rows >= 0]] = out[batch.rows >= 0]
   return scores
 
@@ -118,35 +119,57 @@ def _unpadded(batch, feature):
   return [row[row > 0] for row in batch[feature]]
 
 
-def test_plan_groups_choices_buckets_lengths_and_covers_every_row_once():
+def test_plan_encodes_each_input_once_and_lays_its_choices_in_one_decoder_row():
   batch = _rank_classification_rows(seed=4, examples=7)
   plan = scoring.ScoringPlan(_unpadded(batch, "encoder_input_tokens"),
                              _unpadded(batch, "decoder_target_tokens"), rows_per_batch=8)
-  assert plan.num_examples == 7 and plan.num_rows == 21
-  assert plan.rows_per_batch == 8 and plan.examples_per_batch == 3  # 8 rows / 3 choices
+  assert plan.num_examples == 7 and plan.num_rows == 21 and plan.num_choices == 3
+  assert plan.examples_per_batch == 3  # 8 rows / 3 choices
   seen = []
   for b in plan:
-    assert b.encoder_input_tokens.shape[0] == 3 and b.decoder_target_tokens.shape[0] == 8
+    assert b.encoder_input_tokens.shape[0] == 3 and b.decoder_target_tokens.shape[0] == 3
+    assert b.rows.shape == (3, 3)
     assert (b.encoder_input_tokens.shape[1], b.decoder_target_tokens.shape[1]) in plan.shapes
-    seen += b.rows[b.rows >= 0].tolist()
-    # every row reads its own example's input
-    for r, slot in zip(b.rows, b.row_example):
-      if r >= 0:
-        want = batch["encoder_input_tokens"][r]
-        want = want[want > 0]
-        np.testing.assert_array_equal(b.encoder_input_tokens[slot][:len(want)], want)
-        assert not b.encoder_input_tokens[slot][len(want):].any()
+    for slot in range(3):
+      rows = b.rows[slot][b.rows[slot] >= 0]
+      seen += rows.tolist()
+      if not len(rows):
+        assert not b.encoder_input_tokens[slot].any() and not b.decoder_segment_ids[slot].any()
+        continue
+      want = _unpadded(batch, "encoder_input_tokens")[rows[0]]
+      np.testing.assert_array_equal(b.encoder_input_tokens[slot][:len(want)], want)
+      assert not b.encoder_input_tokens[slot][len(want):].any()
+      # choice c is segment c + 1: its target, its decoder inputs shifted right from a 0
+      start = 0
+      for choice, row in enumerate(rows):
+        target = _unpadded(batch, "decoder_target_tokens")[row]
+        end = start + len(target)
+        np.testing.assert_array_equal(b.decoder_target_tokens[slot][start:end], target)
+        np.testing.assert_array_equal(b.decoder_input_tokens[slot][start:end],
+                                      [0, *target[:-1]])
+        assert (b.decoder_segment_ids[slot][start:end] == choice + 1).all()
+        start = end
+      assert not b.decoder_target_tokens[slot][start:].any()
+      assert not b.decoder_segment_ids[slot][start:].any()
   assert sorted(seen) == list(range(21))
-  assert all(li in (8, 16) and lt == 8 for li, lt in plan.shapes)
+  assert all(li in (8, 16) and lt % scoring.MIN_LENGTH == 0 for li, lt in plan.shapes)
   assert [scoring.length_bucket(n, 512) for n in (1, 8, 9, 241, 512, 600)] == [8, 8, 16, 256,
                                                                                  512, 600]
   assert scoring.length_bucket(300, 500) == 500
 
 
+def test_a_bucket_pays_for_its_longest_member_not_its_power_of_two():
+  """The 512 bucket holding one 261-token input is 264 long (the next multiple of 8)."""
+  inputs = [[3] * n for n in range(20, 120)] + [[4] * 261]
+  targets = [[5, 1]] * len(inputs)
+  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, max_input_length=512)
+  assert plan.shapes == [(32, 8), (64, 8), (120, 8), (264, 8)]
+
+
 @pytest.mark.parametrize("sharded", [False, True])
-def test_grouped_scores_equal_per_row_scores_and_hf(sharded):
-  """One encoder pass per example gives each choice's per-row score (1e-5) and HF's
-  log-likelihood (1e-4), so accuracies are the same."""
+def test_choice_scores_equal_per_row_scores_and_hf(sharded):
+  """One encoder pass per example and its choices in one decoder row give each choice's
+  per-row score (1e-5) and HF's log-likelihood (1e-4), so accuracies are the same."""
   model = _hf_mt5(seed=5)
   config = hf.t5config_from_hf(model.config, dtype="float32")
   params = hf.hf_state_dict_to_params(model.state_dict(), config)
@@ -158,21 +181,26 @@ def test_grouped_scores_equal_per_row_scores_and_hf(sharded):
   plan = scoring.ScoringPlan(_unpadded(batch, "encoder_input_tokens"),
                              _unpadded(batch, "decoder_target_tokens"), rows_per_batch=8,
                              multiple=fns.rows_multiple())
-  grouped = _plan_scores(fns, fns.place_params(params), plan)
+  placed = fns.place_params(params)
+  packed = _plan_scores(fns, placed, plan)
   # Scores of ~-80 have a float32 spacing of 7.6e-6: 1e-5 absolute is about one rounding step.
-  np.testing.assert_allclose(grouped, per_row, rtol=1e-6, atol=1e-5)
-  np.testing.assert_allclose(grouped, _hf_choice_loglik(model, batch), rtol=0, atol=1e-4)
+  np.testing.assert_allclose(packed, per_row, rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(packed, _hf_choice_loglik(model, batch), rtol=0, atol=1e-4)
   accuracy = lambda s: metrics.prompt_accuracy(batch["example"], batch["choice"],
                                                batch["is_correct"], s)
-  assert accuracy(grouped) == accuracy(per_row)
-  with pytest.raises(ValueError, match="row_example"):
-    fns.score_grouped({}, _model_batch(batch))
+  assert accuracy(packed) == accuracy(per_row)
+  normed = single.score(jax.tree.map(jnp.asarray, params), _model_batch(batch),
+                        length_normalize=True)
+  np.testing.assert_allclose(_plan_scores(fns, placed, plan, length_normalize=True), normed,
+                             rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match="decoder_segment_ids"):
+    fns.score_choices({}, _model_batch(batch), plan.num_choices)
 
 
-def test_target_lengths_per_batch_trade_padding_against_shapes():
-  """Within an input bucket, examples go by their longest choice: with no cost per shape each
-  batch pads its targets to its own bucket; with a high one, one target length per input bucket
-  (one compilation); every row is scored once either way."""
+def test_decoder_lengths_per_batch_trade_padding_against_shapes():
+  """Within an input bucket, examples go by their choices' total length: with no cost per shape
+  each batch pads its decoder row to its own bucket; with a high one, one decoder length per
+  input bucket (one compilation); every row is scored once either way."""
   rng = np.random.default_rng(0)
   inputs, targets = [], []
   for example in range(40):
@@ -182,7 +210,8 @@ def test_target_lengths_per_batch_trade_padding_against_shapes():
       targets.append(rng.integers(2, 50, size=60 if example == 0 else 3).tolist())
   cheap = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=0)
   dear = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=10**9)
-  assert cheap.shapes == [(16, 8), (16, 64)] and dear.shapes == [(16, 64)]
+  # 2 x 3 tokens fit in 8; 2 x 60 in 120 (its bucket of 128 fitted to the longest row)
+  assert cheap.shapes == [(16, 8), (16, 120)] and dear.shapes == [(16, 120)]
   for plan in (cheap, dear):
     rows = np.concatenate([b.rows[b.rows >= 0] for b in plan])
     assert sorted(rows.tolist()) == list(range(80))
@@ -191,4 +220,5 @@ def test_target_lengths_per_batch_trade_padding_against_shapes():
   # One short example (a bucket of its own, one partial batch) rides in the longer bucket.
   joined = scoring.ScoringPlan(inputs + [[5] * 3], targets + [[6] * 3], rows_per_batch=8,
                                shape_cost=10**9)
-  assert joined.shapes == [(16, 64)] and len(joined) == len(dear) + 1
+  assert joined.shapes == [(16, 120)]
+  assert sorted(np.concatenate([b.rows[b.rows >= 0] for b in joined]).tolist()) == list(range(81))

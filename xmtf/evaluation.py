@@ -1,9 +1,9 @@
 """Evaluation over a SeqIO task or mixture: what the trainer runs every EVAL_PERIOD steps and what
 `python -m xmtf.eval` runs per checkpoint.
 
-Tasks whose metrics take scores (rank classification) are scored with `ModelFns.score_grouped`
+Tasks whose metrics take scores (rank classification) are scored with `ModelFns.score_choices`
 on one `scoring.ScoringPlan` built over the rows of all tasks: each example's input is encoded once
-for all its answer choices, batches have fixed shapes whose lengths are bucketed to powers of two
+and its answer choices share one decoder row, batches have fixed shapes whose lengths are bucketed
 (a handful of compilations per evaluation, none per task or leftover batch), and batches are
 dispatched before earlier ones are read back. Tasks with prediction metrics are decoded with
 `ModelFns.predict`. Scoring runs in `dtype` (float32 by default, whatever the training dtype: the
@@ -45,6 +45,9 @@ from xmtf import summaries
 
 PyTree = Any
 DEFAULT_FEATURE_LENGTHS = {"inputs": 512, "targets": 128}  # the paper's mT0 evaluation
+# Parallel compilations of a plan's shapes: each holds its own XLA compiler memory (GiBs for
+# mT5-XXL), and past the CPU count they only contend.
+COMPILE_THREADS = 4
 
 
 def _plain(value: Any) -> Any:
@@ -98,6 +101,7 @@ class Evaluator:
     use_cached: read the tasks from seqio's cache.
     dtype: activation dtype of the evaluation ('float32': the paper's protocol, whatever the
       training dtype; None: the model config's).
+    shape_cost: `scoring.ScoringPlan`'s trade of padding against compiled batch shapes.
   """
 
   def __init__(self, model_config: model_lib.T5Config, mixture_or_task_name: str = gin.REQUIRED,
@@ -108,7 +112,8 @@ class Evaluator:
                length_normalize: bool = False, num_examples: int | None = None,
                model_size: str | None = None, write_examples: bool = True,
                use_cached: bool = False, dtype: str | None = "float32",
-               aggregate_fn: str | Callable | None = None):
+               aggregate_fn: str | Callable | None = None,
+               shape_cost: int = scoring.DEFAULT_SHAPE_COST):
     if batch_size < 1:
       raise ValueError(f"Evaluator.batch_size must be >= 1, got {batch_size}")
     if dtype is not None:
@@ -125,6 +130,8 @@ class Evaluator:
     self._feature_lengths = dict(feature_lengths) if feature_lengths else None
     self._num_examples = num_examples
     self._use_cached = use_cached
+    self._shape_cost = shape_cost
+    self._compiled_shapes: set[tuple[int, int]] = set()
     provider = data.get_mixture_or_task(mixture_or_task_name)  # an unknown name: close names
     self._tasks = _eval_tasks(provider, mixture_or_task_name)
     self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -192,26 +199,54 @@ class Evaluator:
     lengths = self._feature_lengths or {}
     plan = scoring.ScoringPlan(
         inputs, choices, self.batch_size, multiple=self.fns.rows_multiple(),
-        max_input_length=lengths.get("inputs"), max_target_length=lengths.get("targets")
+        max_input_length=lengths.get("inputs"), shape_cost=self._shape_cost
     ) if inputs else None
     if plan is not None:
-      logging.info("evaluation plan: %d rows of %d inputs in %d batches of %d inputs x %d rows; "
-                   "shapes (input, target length) %s", plan.num_rows, plan.num_examples,
-                   len(plan), plan.examples_per_batch, plan.rows_per_batch, plan.shapes)
+      logging.info("evaluation plan: %d rows of %d inputs in %d batches of %d inputs (up to %d "
+                   "choices each); shapes (input, decoder length) %s", plan.num_rows,
+                   plan.num_examples, len(plan), plan.examples_per_batch, plan.num_choices,
+                   plan.shapes)
     return _Prepared(examples, targets, plan, plan_rows)
 
   # -- model calls ---------------------------------------------------------------------------
 
   def _score(self, params: PyTree, plan: scoring.ScoringPlan) -> np.ndarray:
-    """Every plan row's score; all batches are dispatched before the first is read back."""
-    dispatched = [(batch.rows, self.fns.score_grouped(params, batch.features(),
-                                                       self.length_normalize))
-                  for batch in plan]
+    """Every plan row's score. Batch shapes not compiled yet are compiled in parallel threads,
+    and each batch is dispatched as soon as its shape is ready, so the first batches run while
+    later shapes compile; all batches are dispatched before the first is read back."""
+    batches = list(plan)
+    ready = self._compile_new_shapes(params, batches, plan.num_choices)
+    dispatched = []
+    for batch in batches:
+      if batch.shape in ready:
+        ready.pop(batch.shape).result()  # raises a compilation's error here
+      dispatched.append((batch.rows, self.fns.score_choices(params, batch.features(),
+                                                            plan.num_choices,
+                                                            self.length_normalize)))
     scores = np.zeros((plan.num_rows,), np.float32)
     for rows, out in dispatched:
       keep = rows >= 0
       scores[rows[keep]] = np.asarray(out)[keep]
     return scores
+
+  def _compile_new_shapes(self, params: PyTree, batches: list[scoring.Batch],
+                          num_choices: int) -> dict[tuple[int, int], concurrent.futures.Future]:
+    """Futures of the compilations of the batch shapes this evaluator has not compiled, in the
+    order the batches come (one thread per CPU, at most COMPILE_THREADS)."""
+    new = {}
+    for batch in batches:
+      if batch.shape not in self._compiled_shapes:
+        new.setdefault(batch.shape, batch)
+    if not new:
+      return {}
+    pool = concurrent.futures.ThreadPoolExecutor(min(len(new), os.cpu_count() or 1,
+                                                     COMPILE_THREADS))
+    futures = {shape: pool.submit(self.fns.compile_score_choices, params, batch.features(),
+                                  num_choices, self.length_normalize)
+               for shape, batch in new.items()}
+    pool.shutdown(wait=False)
+    self._compiled_shapes.update(new)
+    return futures
 
   def _predict(self, params: PyTree, rows: list[dict[str, Any]]) -> list[list[int]]:
     """Decoded token ids (up to EOS) of every row's inputs, in padded fixed-size batches."""

@@ -10,7 +10,9 @@ callers may pass any batch size.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from typing import Any, Mapping, Sequence
 
 import flax.traverse_util
@@ -59,19 +61,29 @@ def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, 
                                 length_normalize)
 
 
-def score_grouped_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
-                        length_normalize: bool = False) -> Array:
-  """`score_batch` for rows that share inputs (a `scoring.Batch`): `encoder_input_tokens`
-  [E, Li] is encoded once, and decoder row r reads encoder row `row_example[r]`; float32 [R]."""
+def score_choices_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
+                        num_choices: int, length_normalize: bool = False) -> Array:
+  """`score_batch` for a `scoring.Batch`: `encoder_input_tokens` [E, Li] is encoded once, and
+  decoder row e holds example e's choices end to end, numbered by `decoder_segment_ids` (1..C;
+  0 is padding); float32 [E, num_choices], each choice's score as if it had its own row."""
   transformer = model_lib.Transformer(config)
-  inputs, which = batch["encoder_input_tokens"], batch["row_example"]
+  inputs, targets = batch["encoder_input_tokens"], batch["decoder_target_tokens"]
+  segments = batch["decoder_segment_ids"]
   encoded = transformer.apply({"params": params}, inputs, enable_dropout=False,
                               method=model_lib.Transformer.encode)
-  targets = batch["decoder_target_tokens"]
-  logits = transformer.apply({"params": params}, encoded[which], inputs[which],
-                             batch["decoder_input_tokens"], targets, enable_dropout=False,
+  # Segments keep self-attention inside a choice; positions are left shared (the relative bias
+  # depends on the distance, the same inside a choice as when it is alone).
+  logits = transformer.apply({"params": params}, encoded, inputs, batch["decoder_input_tokens"],
+                             targets, decoder_segment_ids=segments, enable_dropout=False,
                              method=model_lib.Transformer.decode)
-  return _target_log_likelihood(logits, targets, None, length_normalize)
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  token_log_probs = jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32),
+                                        axis=-1)[..., 0]
+  choice = (segments[..., None] == jnp.arange(1, num_choices + 1)).astype(jnp.float32)
+  total = jnp.einsum("el,elc->ec", token_log_probs, choice)
+  if length_normalize:
+    total = total / jnp.maximum(choice.sum(1), 1.0)
+  return total
 
 
 def _split_cross_attention_cache(cache: PyTree) -> tuple[PyTree, PyTree]:
@@ -128,6 +140,7 @@ class ModelFns:
     self.rules = list(rules) if rules is not None else (
         partitioning.standard_logical_axis_rules() if mesh is not None else None)
     self._jitted: dict[Any, Any] = {}
+    self._jitted_lock = threading.Lock()  # the evaluator compiles from several threads
 
   # -- placement ---------------------------------------------------------------------------
 
@@ -148,7 +161,7 @@ class ModelFns:
         params, self.param_shardings)
 
   def rows_multiple(self) -> int:
-    """Rows of every batch are padded to (and `score_grouped` needs) a multiple of this."""
+    """Rows of every batch are padded to (and `score_choices` needs) a multiple of this."""
     return 1 if self.mesh is None else partitioning.data_parallel_size(self.mesh)
 
   def _place_batch(self, batch: Mapping[str, Any]) -> tuple[dict[str, Array], int]:
@@ -171,21 +184,27 @@ class ModelFns:
 
   def _compile(self, key: Any, fn, batch_keys: Sequence[str], num_replicated: int = 0):
     """jit(fn(params, batch, *replicated)) once per key; outputs replicated on the mesh."""
-    if key not in self._jitted:
-      if self.mesh is None:
-        self._jitted[key] = jax.jit(fn)
-      else:
-        batch = {k: partitioning.batch_sharding(self.mesh) for k in batch_keys}
-        replicated = NamedSharding(self.mesh, PartitionSpec())
-        self._jitted[key] = jax.jit(
-            fn, in_shardings=(self.param_shardings, batch) + (replicated,) * num_replicated,
-            out_shardings=replicated)
-    return self._jitted[key]
+    with self._jitted_lock:
+      if key not in self._jitted:
+        self._jitted[key] = self._jit(fn, batch_keys, num_replicated)
+      return self._jitted[key]
+
+  def _jit(self, fn, batch_keys: Sequence[str], num_replicated: int):
+    if self.mesh is None:
+      return jax.jit(fn)
+    batch = {k: partitioning.batch_sharding(self.mesh) for k in batch_keys}
+    replicated = NamedSharding(self.mesh, PartitionSpec())
+    return jax.jit(fn, in_shardings=(self.param_shardings, batch) + (replicated,) * num_replicated,
+                   out_shardings=replicated)
+
+  def _tracing(self) -> contextlib.AbstractContextManager:
+    """The context model code is traced (and called) in: the mesh's activation partitioning."""
+    if self.mesh is None:
+      return contextlib.nullcontext()
+    return partitioning.activation_partitioning(self.mesh, self.rules)
 
   def _call(self, jitted, *args):
-    if self.mesh is None:
-      return jitted(*args)
-    with partitioning.activation_partitioning(self.mesh, self.rules):
+    with self._tracing():
       return jitted(*args)
 
   # -- the functions -----------------------------------------------------------------------
@@ -204,19 +223,32 @@ class ModelFns:
                        lambda p, b: score_batch(self.config, p, b, length_normalize), keys)
     return np.asarray(self._call(fn, params, placed))[:n]
 
-  def score_grouped(self, params: PyTree, batch: Mapping[str, Any],
+  def score_choices(self, params: PyTree, batch: Mapping[str, Any], num_choices: int,
                     length_normalize: bool = False) -> Array:
-    """`score` of a `scoring.Batch`'s features (inputs shared by rows): float32 [R] on device,
-    not yet fetched, so the next batch can be dispatched before this one is read back. Both batch
-    dimensions must be multiples of the data-parallel size (`ScoringPlan(multiple=...)`)."""
-    keys = (*SCORE_FEATURES, "row_example")
+    """`score` of a `scoring.Batch`'s features (an example's choices in one decoder row): float32
+    [E, num_choices] on device, not yet fetched, so the next batch can be dispatched before this
+    one is read back. E must be a multiple of the data-parallel size (`ScoringPlan(multiple)`)."""
+    fn, placed = self._score_choices_fn(batch, num_choices, length_normalize)
+    return self._call(fn, params, placed)
+
+  def compile_score_choices(self, params: PyTree, batch: Mapping[str, Any], num_choices: int,
+                            length_normalize: bool = False) -> None:
+    """Compiles `score_choices` for the shapes of `batch` without running it; several threads
+    may compile different shapes at once (the evaluator does, for a plan's new shapes)."""
+    fn, placed = self._score_choices_fn(batch, num_choices, length_normalize)
+    with self._tracing():
+      fn.lower(params, placed).compile()
+
+  def _score_choices_fn(self, batch: Mapping[str, Any], num_choices: int,
+                        length_normalize: bool) -> tuple[Any, dict[str, Array]]:
+    keys = (*SCORE_FEATURES, "decoder_segment_ids")
     missing = [k for k in keys if k not in batch]
     if missing:
-      raise ValueError(f"score_grouped: batch lacks features {missing} (has {sorted(batch)})")
+      raise ValueError(f"score_choices: batch lacks features {missing} (has {sorted(batch)})")
     arrays = {k: np.asarray(batch[k]) for k in keys}
     bad = {k: v.shape[0] for k, v in arrays.items() if v.shape[0] % self.rows_multiple()}
     if bad:
-      raise ValueError(f"score_grouped: rows {bad} are not multiples of the data-parallel size "
+      raise ValueError(f"score_choices: rows {bad} are not multiples of the data-parallel size "
                        f"{self.rows_multiple()}")
     if self.mesh is None:
       placed = {k: jnp.asarray(v) for k, v in arrays.items()}
@@ -224,9 +256,11 @@ class ModelFns:
       sharding = partitioning.batch_sharding(self.mesh)
       placed = {k: jax.make_array_from_callback(v.shape, sharding, lambda i, v=v: v[i])
                 for k, v in arrays.items()}
-    fn = self._compile(("score_grouped", length_normalize),
-                       lambda p, b: score_grouped_batch(self.config, p, b, length_normalize), keys)
-    return self._call(fn, params, placed)
+    fn = self._compile(
+        ("score_choices", num_choices, length_normalize),
+        lambda p, b: score_choices_batch(self.config, p, b, num_choices, length_normalize),
+        keys)
+    return fn, placed
 
   def predict(self, params: PyTree, batch: Mapping[str, Any],
               options: decoding.DecodeOptions = decoding.DecodeOptions(),
