@@ -23,13 +23,24 @@ from typing import Iterator, Sequence
 import numpy as np
 
 MIN_LENGTH = 8
-DEFAULT_SHAPE_COST = 5_000
+DEFAULT_SHAPE_COST = 2_000
 
 
 def length_bucket(length: int, limit: int | None = None, minimum: int = MIN_LENGTH) -> int:
   """The smallest power of two >= `length` (at least `minimum`), capped at `limit` if given."""
   bucket = max(minimum, 1 << max(0, int(length) - 1).bit_length())
   return bucket if limit is None else max(int(length), min(bucket, int(limit)))
+
+
+def input_bucket(length: int, limit: int | None = None) -> int:
+  """`length_bucket` with a step between powers of two (..., 64, 96, 128, 192, 256, 384, 512):
+  the encoder is most of a tiny model's scoring time, and its cost grows faster than its
+  length (attention), so inputs are bucketed twice as finely as decoder rows."""
+  bucket = length_bucket(length, limit)
+  three_quarters = bucket // 4 * 3
+  if bucket > 32 and length <= three_quarters and bucket & (bucket - 1) == 0:
+    return three_quarters
+  return bucket
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -77,9 +88,10 @@ class ScoringPlan:
     max_input_length: cap of the input buckets (the truncation length).
     shape_cost: padded decoder slots (examples x length) per run of the plan worth one more
       batch shape. A shape is compiled once per process and saves its padding at every run; on
-      CPU the tiny model compiles a shape in about the time it scores 100,000 decoder slots, so
-      the default pays a shape back within about 20 evaluations (a training run's, or
-      `ALL_CHECKPOINTS`); raise it for a one-off evaluation of many short tasks.
+      CPU the tiny model compiles a shape in about the time it scores 100,000 decoder slots
+      (and the evaluator compiles a plan's shapes in parallel, while its first batches run), so
+      the default favours repeated evaluations (a training run's, or `ALL_CHECKPOINTS`'s);
+      raise it for a one-off evaluation.
   """
 
   def __init__(self, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
@@ -119,7 +131,8 @@ class ScoringPlan:
     own)."""
     by_bucket: dict[int, list[int]] = {}
     for group, tokens in enumerate(self._group_inputs):
-      by_bucket.setdefault(length_bucket(len(tokens), self._max_input_length), []).append(group)
+      by_bucket.setdefault(input_bucket(len(tokens), self._max_input_length), []).append(group)
+    self._join_lone_longest(by_bucket)
     batches, carried = [], []
     for bucket in sorted(by_bucket):
       members = carried + by_bucket[bucket]
@@ -135,6 +148,21 @@ class ScoringPlan:
       batches.extend((groups, input_length, length)
                      for groups, length in zip(cut, self._decoder_lengths(longest)))
     return batches
+
+  def _join_lone_longest(self, by_bucket: dict[int, list[int]]) -> None:
+    """The longest bucket, when it fills at most one batch (a few long outliers), takes in the
+    next shorter one if lengthening that one's batches costs less than a shape (`shape_cost`)."""
+    if len(by_bucket) < 2:
+      return
+    shorter, longest = sorted(by_bucket)[-2:]
+    if len(by_bucket[longest]) > self.examples_per_batch:
+      return
+    length = lambda bucket: _fitted(bucket, max(len(self._group_inputs[g])  # noqa: E731
+                                                for g in by_bucket[bucket]))
+    batches = -(-len(by_bucket[shorter]) // self.examples_per_batch)
+    extra = batches * self.examples_per_batch * (length(longest) - length(shorter))
+    if extra <= self._shape_cost:
+      by_bucket[longest] = by_bucket.pop(shorter) + by_bucket[longest]
 
   def _decoder_lengths(self, longest: list[int]) -> list[int]:
     """Each batch's decoder length: its own bucket, or a longer one of the same input bucket when
