@@ -115,7 +115,7 @@ def test_scores_equal_the_per_row_seqio_path_and_float32_is_the_default(model_di
     evaluator.close()
     results[name] = flat
   # inputs bucketed by length; each example's choices end to end in one decoder row
-  assert evaluator.plan.shapes == [(64, 32), (128, 40)]
+  assert evaluator.plan.shapes == [(64, 32), (96, 40), (128, 24)]
   for task in TASKS:
     record = json.load(open(tmp_path / "float32" / "step_1" / f"{task}.json"))
     new = np.asarray([r["score"] for r in record["examples"]])
