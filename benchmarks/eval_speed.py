@@ -12,6 +12,7 @@ Measured, each in a fresh process, one after the other (the machine's load is re
   evaluation (compilations included), a second one, and the scoring throughput (rows/s);
 - Hugging Face: rows/s of `MT5ForConditionalGeneration` scoring every (input, choice) row
   separately, padded per batch, float32, and its scores against ours (max difference, accuracy).
+Throughput on both sides is the fastest of SCORING_REPEATS passes over all rows.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ MIXTURE = "xp3_eval_sample"
 LENGTHS = {"inputs": 512, "targets": 128}
 BATCH = 32
 STEP = 1000
+SCORING_REPEATS = 3  # throughput: the fastest of 3 passes, each side (the machine is shared)
 # Issue 16's goals on the 2-core CPU machine.
 GOALS = {"whole_run_speedup_vs_t5x": 5.0, "rows_per_s_vs_hf": 3.0, "evaluation_after_startup_s": 10.0}
 
@@ -129,9 +131,11 @@ def child_ours(work: str, num_examples: int | None = None) -> dict:
   t = time.perf_counter()
   evaluator.evaluate(1, params)
   second_s = time.perf_counter() - t
-  t = time.perf_counter()
-  scores = evaluator._score(params, plan)  # pylint: disable=protected-access
-  score_s = time.perf_counter() - t
+  score_s = float("inf")
+  for _ in range(SCORING_REPEATS):
+    t = time.perf_counter()
+    scores = evaluator._score(params, plan)  # pylint: disable=protected-access
+    score_s = min(score_s, time.perf_counter() - t)
   evaluator.close()
   np.save(os.path.join(work, "ours_scores.npy"), scores)
   return {"startup_s": startup, "read_tasks_s": read, "first_evaluation_s": first_s,
@@ -166,17 +170,23 @@ def child_hf(work: str, num_examples: int | None = None) -> dict:
       out[i, :len(s)] = s
     return torch.tensor(out)
 
-  scores = []
-  start = time.perf_counter()
-  with torch.no_grad():
-    for i in range(0, len(rows), BATCH):
-      chunk = rows[i:i + BATCH]
-      inputs, labels = pad([ex["inputs"] for ex in chunk]), pad([ex["targets"] for ex in chunk])
-      logits = model(input_ids=inputs, attention_mask=(inputs > 0).long(),
-                     labels=labels.masked_fill(labels == 0, -100)).logits
-      logp = torch.log_softmax(logits.float(), -1).gather(-1, labels[..., None])[..., 0]
-      scores.extend((logp * (labels > 0)).sum(-1).tolist())
-  elapsed = time.perf_counter() - start
+  def score_rows() -> list[float]:
+    scores = []
+    with torch.no_grad():
+      for i in range(0, len(rows), BATCH):
+        chunk = rows[i:i + BATCH]
+        inputs, labels = pad([ex["inputs"] for ex in chunk]), pad([ex["targets"] for ex in chunk])
+        logits = model(input_ids=inputs, attention_mask=(inputs > 0).long(),
+                       labels=labels.masked_fill(labels == 0, -100)).logits
+        logp = torch.log_softmax(logits.float(), -1).gather(-1, labels[..., None])[..., 0]
+        scores.extend((logp * (labels > 0)).sum(-1).tolist())
+    return scores
+
+  elapsed = float("inf")
+  for _ in range(SCORING_REPEATS):
+    start = time.perf_counter()
+    scores = score_rows()
+    elapsed = min(elapsed, time.perf_counter() - start)
   ours = np.load(os.path.join(work, "ours_scores.npy"))
   # Our plan's rows are the tasks' rows in task order, as here.
   diff = float(np.abs(np.asarray(scores) - ours).max())
@@ -256,7 +266,7 @@ def markdown(r: dict) -> str:
       f"| whole run (process start to exit) | {r['ours_whole_run_s']:.1f} s | "
       + (f"{r['t5x_whole_run_s']:.1f} s | | {r['whole_run_speedup_vs_t5x']:.1f}x |"
          if "t5x_whole_run_s" in r else "not run | | |"),
-      f"| scoring throughput | {o['rows_per_s']:.0f} rows/s | | {h['rows_per_s']:.0f} rows/s | "
+      f"| scoring throughput (fastest of {SCORING_REPEATS}) | {o['rows_per_s']:.0f} rows/s | | {h['rows_per_s']:.0f} rows/s | "
       f"{r['rows_per_s_vs_hf']:.1f}x |", "",
       "xmtf in one process: start-up (imports, task registration) "
       f"{o['startup_s']:.1f} s, reading and tokenising the tasks {o['read_tasks_s']:.1f} s, first "

@@ -161,16 +161,22 @@ def test_plan_encodes_each_input_once_and_lays_its_choices_in_one_decoder_row():
 def test_a_bucket_pays_for_its_longest_member_not_its_power_of_two():
   """The 384 bucket (input_bucket: a step between powers of two) holding one 261-token input is
   264 long (the next multiple of 8), and joins the next shorter bucket when that is cheaper
-  than a shape of its own."""
+  than a shape of its own (`shape_cost` padded slots)."""
   inputs = [[3] * n for n in range(20, 120)] + [[4] * 261]
   targets = [[5, 1]] * len(inputs)
-  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, max_input_length=512)
+  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, max_input_length=512,
+                             shape_cost=2_000)
+  # Beside a much shorter bucket (97-119 tokens, fitted to 120: its 3 batches would be 144
+  # tokens longer, 3,456 slots) the lone long input keeps its own shape...
   assert plan.shapes == [(32, 8), (48, 8), (64, 8), (96, 8), (120, 8), (264, 8)]
-  # Beside a bucket it lengthens by a few tokens, the lone long input joins it (one shape less);
-  # beside a much shorter one (above: 7 batches 144 tokens longer) it keeps its own shape.
+  # ...unless a shape costs more than that padding.
+  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, max_input_length=512,
+                             shape_cost=3_456)
+  assert plan.shapes == [(32, 8), (48, 8), (64, 8), (96, 8), (264, 8)]
+  # Beside a bucket it lengthens by a few tokens (7 batches, 8 tokens), it joins it.
   inputs = [[3] * n for n in range(200, 250)] + [[4] * 261]
   plan = scoring.ScoringPlan(inputs, [[5, 1]] * len(inputs), rows_per_batch=8,
-                             max_input_length=512)
+                             max_input_length=512, shape_cost=2_000)
   assert plan.shapes == [(264, 8)] and len(plan) == 7
 
 
