@@ -158,26 +158,26 @@ def test_plan_encodes_each_input_once_and_lays_its_choices_in_one_decoder_row():
   assert scoring.length_bucket(300, 500) == 500
 
 
-def test_a_bucket_pays_for_its_longest_member_not_its_power_of_two():
-  """The 384 bucket (input_bucket: a step between powers of two) holding one 261-token input is
-  264 long (the next multiple of 8), and joins the next shorter bucket when that is cheaper
-  than a shape of its own (`shape_cost` padded slots)."""
+def test_input_lengths_trade_padding_against_shapes():
+  """Each input bucket is cut down to its longest member (a lone 261-token input: 264, not the
+  384 of its bucket), and consecutive buckets share one input length exactly when the padding
+  that costs is less than the shapes it saves (`shape_cost` padded slots)."""
   inputs = [[3] * n for n in range(20, 120)] + [[4] * 261]
-  targets = [[5, 1]] * len(inputs)
-  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, max_input_length=512,
-                             shape_cost=2_000)
-  # Beside a much shorter bucket (97-119 tokens, fitted to 120: its 3 batches would be 144
-  # tokens longer, 3,456 slots) the lone long input keeps its own shape...
-  assert plan.shapes == [(32, 8), (48, 8), (64, 8), (96, 8), (120, 8), (264, 8)]
-  # ...unless a shape costs more than that padding.
-  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, max_input_length=512,
-                             shape_cost=3_456)
-  assert plan.shapes == [(32, 8), (48, 8), (64, 8), (96, 8), (264, 8)]
-  # Beside a bucket it lengthens by a few tokens (7 batches, 8 tokens), it joins it.
-  inputs = [[3] * n for n in range(200, 250)] + [[4] * 261]
   plan = scoring.ScoringPlan(inputs, [[5, 1]] * len(inputs), rows_per_batch=8,
-                             max_input_length=512, shape_cost=2_000)
-  assert plan.shapes == [(264, 8)] and len(plan) == 7
+                             max_input_length=512, shape_cost=0)
+  assert plan.shapes == [(32, 8), (48, 8), (64, 8), (96, 8), (120, 8), (264, 8)]
+  # 16 distinct inputs of 10 tokens (bucket 16) and 8 of 100 (bucket 128, fitted to 104), one 2-token
+  # choice each (8 examples per batch, decoder rows of 8). Apart: 2 batches x 16 + 1 x 104
+  # input slots, two shapes; together: 3 x 104, one shape. Decoder slots are 3 x 8 x 8 either
+  # way, so sharing costs 8 x (312 - 136) = 1,408 slots more and one shape less.
+  inputs = [[3] * 9 + [10 + k] for k in range(16)] + [[4] * 99 + [10 + k] for k in range(8)]
+  targets = [[5, 1]] * len(inputs)
+  apart = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=1_407)
+  shared = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=1_408)
+  assert apart.shapes == [(16, 8), (104, 8)] and shared.shapes == [(104, 8)]
+  for plan in (apart, shared):
+    assert len(plan) == 3
+    assert sorted(np.concatenate([b.rows[b.rows >= 0] for b in plan]).tolist()) == list(range(24))
 
 
 @pytest.mark.parametrize("sharded", [False, True])

@@ -414,8 +414,10 @@ class Transformer(nn.Module):
              decoder_target_tokens: Array | None = None, encoder_segment_ids: Array | None = None,
              decoder_segment_ids: Array | None = None, decoder_positions: Array | None = None, *,
              enable_dropout: bool = True, decode: bool = False,
-             max_decode_length: int | None = None, cache_cross_attention: bool = False) -> Array:
-    """Logits (activation dtype). Masks follow T5X: padding from `decoder_target_tokens` (> 0) when given,
+             max_decode_length: int | None = None, cache_cross_attention: bool = False,
+             output_logits: bool = True) -> Array:
+    """Logits (activation dtype), or with `output_logits=False` the final hidden states (see
+    `output_logits`). Masks follow T5X: padding from `decoder_target_tokens` (> 0) when given,
     causal, and same-segment when packed. With decode=True only encoder padding is masked."""
     enc_valid = encoder_input_tokens > 0
     b, t = decoder_input_tokens.shape
@@ -434,7 +436,7 @@ class Transformer(nn.Module):
     return self.decoder(encoded, decoder_input_tokens, self_mask, cross_mask, decoder_positions,
                         deterministic=not enable_dropout, decode=decode,
                         max_decode_length=max_decode_length,
-                        cache_cross_attention=cache_cross_attention)
+                        cache_cross_attention=cache_cross_attention, logits=output_logits)
 
   def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
                decoder_target_tokens: Array | None = None, encoder_segment_ids: Array | None = None,
@@ -494,7 +496,8 @@ class Decoder(nn.Module):
   @nn.compact
   def __call__(self, encoded: Array, tokens: Array, self_mask: Array | None, cross_mask: Array,
                positions: Array | None, *, deterministic: bool, decode: bool,
-               max_decode_length: int | None, cache_cross_attention: bool) -> Array:
+               max_decode_length: int | None, cache_cross_attention: bool,
+               logits: bool = True) -> Array:
     cfg, dtype = self.config, jnp.dtype(self.config.dtype)
     relpos = RelativePositionBiases(cfg.relative_attention_num_buckets,
                                     cfg.relative_attention_max_distance, cfg.num_heads, dtype,
@@ -511,14 +514,31 @@ class Decoder(nn.Module):
                                          decode, max_decode_length, cache_cross_attention)
     x = RMSNorm(cfg.layer_norm_epsilon, dtype, name="decoder_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    if not logits:
+      return x
     if cfg.logits_via_embedding:  # T5 v1.0: tied output layer, rescaled
-      embedding = jnp.asarray(self.shared_embedding.embedding, dtype)
-      logits = jnp.dot(x, embedding.T) / jnp.asarray(np.sqrt(x.shape[-1]), dtype)
+      logits = _tied_logits(x, self.shared_embedding.embedding, dtype)
     else:
       # In the activation dtype, as T5X does: float32 [batch, length, 250k] logits would double
       # the largest activation; the loss and decoding upcast to float32 themselves.
       logits = Dense(cfg.vocab_size, ("embed", "vocab"), dtype, name="logits_dense")(x)
     return _constrain(logits, ("batch", "length", "vocab"))
+
+
+def _tied_logits(x: Array, embedding: Array, dtype: Any) -> Array:
+  embedding = jnp.asarray(embedding, dtype)
+  return jnp.dot(x, embedding.T) / jnp.asarray(np.sqrt(x.shape[-1]), dtype)
+
+
+def output_logits(config: T5Config, params: Any, hidden: Array) -> Array:
+  """The decoder's output layer on hidden states [..., emb_dim] (`decode(output_logits=False)`):
+  for callers that need only some positions' logits (rank classification scores the choices'
+  tokens, not the padding; with mT5's 250k vocabulary the output layer is most of the decoder)."""
+  dtype = jnp.dtype(config.dtype)
+  if config.logits_via_embedding:
+    return _tied_logits(hidden, params["token_embedder"]["embedding"], dtype)
+  dense = Dense(config.vocab_size, ("embed", "vocab"), dtype)
+  return dense.apply({"params": params["decoder"]["logits_dense"]}, hidden)
 
 
 def _dummy_batch(batch: int = 1, length: int = 4) -> dict[str, Array]:

@@ -62,10 +62,15 @@ def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, 
 
 
 def score_choices_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
-                        num_choices: int, length_normalize: bool = False) -> Array:
+                        num_choices: int, length_normalize: bool = False,
+                        compact_logits: bool = True) -> Array:
   """`score_batch` for a `scoring.Batch`: `encoder_input_tokens` [E, Li] is encoded once, and
   decoder row e holds example e's choices end to end, numbered by `decoder_segment_ids` (1..C;
-  0 is padding); float32 [E, num_choices], each choice's score as if it had its own row."""
+  0 is padding); float32 [E, num_choices], each choice's score as if it had its own row.
+
+  With `compact_logits` the output layer runs on the choices' tokens only (`_compact_token_log_
+  probs`); without (a multi-device mesh, where compacting would gather the batch onto every
+  device), on every decoder slot."""
   transformer = model_lib.Transformer(config)
   inputs, targets = batch["encoder_input_tokens"], batch["decoder_target_tokens"]
   segments = batch["decoder_segment_ids"]
@@ -73,17 +78,65 @@ def score_choices_batch(config: model_lib.T5Config, params: PyTree, batch: Mappi
                               method=model_lib.Transformer.encode)
   # Segments keep self-attention inside a choice; positions are left shared (the relative bias
   # depends on the distance, the same inside a choice as when it is alone).
-  logits = transformer.apply({"params": params}, encoded, inputs, batch["decoder_input_tokens"],
+  hidden = transformer.apply({"params": params}, encoded, inputs, batch["decoder_input_tokens"],
                              targets, decoder_segment_ids=segments, enable_dropout=False,
-                             method=model_lib.Transformer.decode)
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  token_log_probs = jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32),
-                                        axis=-1)[..., 0]
-  choice = (segments[..., None] == jnp.arange(1, num_choices + 1)).astype(jnp.float32)
-  total = jnp.einsum("el,elc->ec", token_log_probs, choice)
+                             output_logits=False, method=model_lib.Transformer.decode)
+  e, t = segments.shape
+  if compact_logits:
+    token_log_probs, choice = _compact_token_log_probs(config, params, hidden, targets, segments,
+                                                       num_choices)
+  else:
+    logits = model_lib.output_logits(config, params, hidden).astype(jnp.float32)
+    token_log_probs = (jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), -1)[..., 0]
+                       - jax.nn.logsumexp(logits, -1)).reshape(-1)
+    rows = jnp.arange(e * t) // t
+    choice = jnp.where(segments.reshape(-1) > 0, rows * num_choices + segments.reshape(-1) - 1, -1)
+  valid = choice >= 0
+  totals = jax.ops.segment_sum(jnp.where(valid, token_log_probs, 0.0), jnp.where(valid, choice, 0),
+                               num_segments=e * num_choices).reshape(e, num_choices)
   if length_normalize:
-    total = total / jnp.maximum(choice.sum(1), 1.0)
-  return total
+    lengths = jax.ops.segment_sum(valid.astype(jnp.float32), jnp.where(valid, choice, 0),
+                                  num_segments=e * num_choices).reshape(e, num_choices)
+    totals = totals / jnp.maximum(lengths, 1.0)
+  return totals
+
+
+LOGITS_CHUNK = 128  # tokens per output-layer call of `_compact_token_log_probs`
+
+
+def _compact_token_log_probs(config: model_lib.T5Config, params: PyTree, hidden: Array,
+                             targets: Array, segments: Array,
+                             num_choices: int) -> tuple[Array, Array]:
+  """float32 log-probabilities of the real (segment > 0) tokens of `hidden` [E, Lt, d], moved to
+  the front of the flattened batch, and each one's choice index (example * C + choice; -1 past
+  the real tokens). The output layer runs LOGITS_CHUNK tokens at a time for as many chunks as
+  there are real tokens, a loop whose trip count is data, so one compiled shape serves batches
+  however padded: the bucketed decoder rows are mostly padding (41% real on the bundled
+  samples), and the output layer is the decoder's largest matmul (all of mT5's 250k vocabulary)."""
+  e, t, d = hidden.shape
+  n = e * t
+  size = -(-n // LOGITS_CHUNK) * LOGITS_CHUNK
+  flat_segments = segments.reshape(n)
+  order = jnp.argsort(flat_segments == 0, stable=True)  # real tokens first, in order
+  count = jnp.sum(flat_segments > 0)
+  compact_hidden = jnp.pad(hidden.reshape(n, d)[order], ((0, size - n), (0, 0)))
+  compact_targets = jnp.pad(targets.reshape(n)[order].astype(jnp.int32), (0, size - n))
+
+  def chunk(i, out):
+    start = i * LOGITS_CHUNK
+    logits = model_lib.output_logits(
+        config, params, jax.lax.dynamic_slice_in_dim(compact_hidden, start, LOGITS_CHUNK)
+    ).astype(jnp.float32)
+    tokens = jax.lax.dynamic_slice_in_dim(compact_targets, start, LOGITS_CHUNK)
+    log_probs = (jnp.take_along_axis(logits, tokens[:, None], -1)[:, 0]
+                 - jax.nn.logsumexp(logits, -1))
+    return jax.lax.dynamic_update_slice_in_dim(out, log_probs, start, 0)
+
+  token_log_probs = jax.lax.fori_loop(0, -(-count // LOGITS_CHUNK), chunk,
+                                      jnp.zeros((size,), jnp.float32))
+  choice = jnp.pad((order // t) * num_choices + flat_segments[order] - 1, (0, size - n),
+                   constant_values=-1)
+  return token_log_probs, jnp.where(jnp.arange(size) < count, choice, -1)
 
 
 def _split_cross_attention_cache(cache: PyTree) -> tuple[PyTree, PyTree]:
@@ -256,9 +309,11 @@ class ModelFns:
       sharding = partitioning.batch_sharding(self.mesh)
       placed = {k: jax.make_array_from_callback(v.shape, sharding, lambda i, v=v: v[i])
                 for k, v in arrays.items()}
+    compact = self.mesh is None or self.mesh.size == 1
     fn = self._compile(
         ("score_choices", num_choices, length_normalize),
-        lambda p, b: score_choices_batch(self.config, p, b, num_choices, length_normalize),
+        lambda p, b: score_choices_batch(self.config, p, b, num_choices, length_normalize,
+                                         compact_logits=compact),
         keys)
     return fn, placed
 

@@ -8,11 +8,12 @@ padded to the evaluation's full lengths. A `ScoringPlan` is built once over all 
 rows with the same input tokens form one group (one example, one encoder row); the group's choices
 lie end to end in one decoder row, each its own segment: decoder self-attention stays inside a
 choice, every choice attends to the group's encoder row, and the relative position bias depends
-only on the distance inside a choice, so each choice is scored as if alone. Groups are sorted by
-input length, cut into batches of `examples_per_batch`, and each batch is padded to a shape shared
-by the batches of its input-length bucket. The model therefore compiles a handful of shapes
-whatever the number of tasks, and the decoder computes (and projects onto the vocabulary) about
-the choices' own tokens instead of rows x longest choice.
+only on the distance inside a choice, so each choice is scored as if alone. Groups are bucketed
+by input length, consecutive buckets share one input length where a compiled shape costs more
+than the padding, and each run of buckets is cut into batches of `examples_per_batch` whose
+decoder lengths are chosen by the same trade. The model therefore compiles a handful of shapes
+whatever the number of tasks, and the decoder computes about the choices' own tokens instead of
+rows x longest choice (and `model_fns` projects only those onto the vocabulary).
 """
 from __future__ import annotations
 
@@ -86,14 +87,15 @@ class ScoringPlan:
       rows per group, rounded up to `multiple`.
     multiple: the batch dimension is a multiple of it (the data-parallel size).
     max_input_length: cap of the input buckets (the truncation length).
-    shape_cost: padded decoder slots (examples x length) per run of the plan worth one more
-      batch shape. A shape is compiled once per process and saves its padding at every run; on
-      2 CPU cores the tiny model compiles a shape (0.7-0.9 s, XLA's code generation keeping
-      both cores busy) in about the time it scores 150,000 slots. The default, a
-      seventh of that, breaks even for a process that evaluates about seven times (a training
-      run's periodic evaluations, `ALL_CHECKPOINTS`) and gives the bundled samples 7 shapes
-      (12 at 2,000: 4 s more compilation for at most 10% faster scoring); lower it for
-      long-running evaluations of large models, where compilation is cheap beside scoring.
+    shape_cost: padded slots (examples x length, encoder and decoder) per run of the plan worth
+      one more batch shape. A shape is compiled once per process and saves its padding at every
+      run; on 2 CPU cores the tiny model compiles a shape (about 1 s, XLA's code generation
+      keeping both cores busy) in about the time it scores 240,000 slots. The default, a
+      twelfth of that, breaks even for a process that evaluates about twelve times (a training
+      run's periodic evaluations, `ALL_CHECKPOINTS`) and gives the bundled samples 3 shapes
+      (first evaluation 4.0 s, then 0.91 s per scoring pass; 11 shapes at 2,000: 13.6 s, then
+      0.67 s); lower it for long-running evaluations of large models, where compilation is
+      cheap beside scoring.
   """
 
   def __init__(self, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
@@ -127,61 +129,56 @@ class ScoringPlan:
     self._batches = self._plan()
 
   def _plan(self) -> list[tuple[list[int], int, int]]:
-    """(groups, input length, decoder length) per batch, shortest inputs first; within an input
-    bucket, groups go by their choices' total length, so most batches need short decoder rows. A
-    bucket whose groups fill at most one batch joins the next longer bucket (no shape of its
-    own)."""
+    """(groups, input length, decoder length) per batch, shortest inputs first. The input
+    lengths are chosen as the decoder lengths are (`shape_cost` against padding): consecutive
+    input buckets share one input length where the padding that costs is less than the shapes it
+    saves, the best of every split of the sorted buckets into runs (a dynamic programme over
+    run ends: a handful of buckets, so a few dozen runs to price)."""
     by_bucket: dict[int, list[int]] = {}
     for group, tokens in enumerate(self._group_inputs):
       by_bucket.setdefault(input_bucket(len(tokens), self._max_input_length), []).append(group)
-    self._join_lone_longest(by_bucket)
-    batches, carried = [], []
-    for bucket in sorted(by_bucket):
-      members = carried + by_bucket[bucket]
-      if bucket != max(by_bucket) and len(members) <= self.examples_per_batch:
-        carried = members  # one partial batch: a longer bucket's shape, not one more compilation
-        continue
-      carried = []
-      input_length = _fitted(bucket, max(len(self._group_inputs[g]) for g in members))
-      members = sorted(members, key=lambda g: (self._packed[g], g))
-      cut = [members[i:i + self.examples_per_batch]
-             for i in range(0, len(members), self.examples_per_batch)]
-      longest = [max(self._packed[g] for g in groups) for groups in cut]
-      batches.extend((groups, input_length, length)
-                     for groups, length in zip(cut, self._decoder_lengths(longest)))
-    return batches
+    buckets = sorted(by_bucket)
+    best: list[tuple[int, list]] = [(0, [])]  # best[j]: the cheapest plan of buckets[:j]
+    for j in range(1, len(buckets) + 1):
+      options = []
+      for i in range(j):
+        cost, batches = self._one_input_length(
+            [g for bucket in buckets[i:j] for g in by_bucket[bucket]], buckets[j - 1])
+        options.append((best[i][0] + cost, best[i][1] + batches))
+      best.append(min(options, key=lambda option: option[0]))
+    return best[-1][1]
 
-  def _join_lone_longest(self, by_bucket: dict[int, list[int]]) -> None:
-    """The longest bucket, when it fills at most one batch (a few long outliers), takes in the
-    next shorter one if lengthening that one's batches costs less than a shape (`shape_cost`)."""
-    if len(by_bucket) < 2:
-      return
-    shorter, longest = sorted(by_bucket)[-2:]
-    if len(by_bucket[longest]) > self.examples_per_batch:
-      return
-    length = lambda bucket: _fitted(bucket, max(len(self._group_inputs[g])  # noqa: E731
-                                                for g in by_bucket[bucket]))
-    batches = -(-len(by_bucket[shorter]) // self.examples_per_batch)
-    extra = batches * self.examples_per_batch * (length(longest) - length(shorter))
-    if extra <= self._shape_cost:
-      by_bucket[longest] = by_bucket.pop(shorter) + by_bucket[longest]
+  def _one_input_length(self, members: list[int], bucket: int) -> tuple[int, list]:
+    """(cost, batches) of `members` sharing one input length, `bucket` fitted to their longest:
+    groups go by their choices' total length, so most batches need short decoder rows; cost is
+    padded slots (encoder and decoder) plus `shape_cost` per shape."""
+    input_length = _fitted(bucket, max(len(self._group_inputs[g]) for g in members))
+    members = sorted(members, key=lambda g: (self._packed[g], g))
+    e = self.examples_per_batch
+    cut = [members[i:i + e] for i in range(0, len(members), e)]
+    lengths, shapes = self._decoder_lengths([max(self._packed[g] for g in groups)
+                                             for groups in cut])
+    cost = e * (len(cut) * input_length + sum(lengths)) + self._shape_cost * shapes
+    return cost, [(groups, input_length, length) for groups, length in zip(cut, lengths)]
 
-  def _decoder_lengths(self, longest: list[int]) -> list[int]:
-    """Each batch's decoder length: its own bucket, or a longer one of the same input bucket when
-    one more shape would cost more (`shape_cost`) than the padding it saves; the levels are
-    chosen by trying every subset of the needed buckets that keeps the longest (a handful), then
-    fitted to the longest row they serve."""
-    needed = [length_bucket(n) for n in longest]
-    buckets = sorted(set(needed))
-    def assign(levels: tuple[int, ...]) -> list[int]:
-      return [min(level for level in levels if level >= n) for n in needed]
+  def _decoder_lengths(self, longest: list[int]) -> tuple[list[int], int]:
+    """Each batch's decoder length, and how many distinct ones: its own bucket, or a longer one
+    of the same input length when one more shape would cost more (`shape_cost`) than the padding
+    it saves; the levels are chosen by trying every subset of the needed buckets that keeps the
+    longest (a handful), then fitted to the longest row they serve."""
+    needed = np.array([length_bucket(n) for n in longest])
+    buckets = np.unique(needed)
+    def assign(levels: tuple[int, ...]) -> np.ndarray:
+      levels = np.array(levels)
+      return levels[np.searchsorted(levels, needed)]
     def cost(levels: tuple[int, ...]) -> int:
-      return self.examples_per_batch * sum(assign(levels)) + self._shape_cost * len(levels)
-    best = assign(min((subset + (buckets[-1],) for k in range(len(buckets))
-                       for subset in itertools.combinations(buckets[:-1], k)), key=cost))
+      return self.examples_per_batch * int(assign(levels).sum()) + self._shape_cost * len(levels)
+    levels = min((tuple(subset) + (int(buckets[-1]),) for k in range(len(buckets))
+                  for subset in itertools.combinations(buckets[:-1].tolist(), k)), key=cost)
+    best = assign(levels).tolist()
     fitted = {level: _fitted(level, max(n for n, b in zip(longest, best) if b == level))
               for level in set(best)}
-    return [fitted[level] for level in best]
+    return [fitted[level] for level in best], len(fitted)
 
   @property
   def shapes(self) -> list[tuple[int, int]]:
