@@ -200,8 +200,8 @@ class Evaluator:
     lengths = self._feature_lengths or {}
     plan = scoring.ScoringPlan(
         inputs, choices, self.batch_size, multiple=self.fns.rows_multiple(),
-        max_input_length=lengths.get("inputs"), shape_cost=self._shape_cost
-    ) if inputs else None
+        max_input_length=lengths.get("inputs"), shape_cost=self._shape_cost,
+        attention_length=model_lib.attention_length(self.fns.config)) if inputs else None
     if plan is not None:
       logging.info("evaluation plan: %d rows of %d inputs in %d batches of %d inputs (up to %d "
                    "choices each); shapes (input, decoder length) %s", plan.num_rows,
