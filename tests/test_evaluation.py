@@ -114,9 +114,9 @@ def test_scores_equal_the_per_row_seqio_path_and_float32_is_the_default(model_di
     flat = evaluator.evaluate(1, evaluator.fns.place_params(params))
     evaluator.close()
     results[name] = flat
-  # each example's choices end to end in one decoder row; these few batches share one shape
-  # (padding them to the longest input costs less than the default `shape_cost` per shape)
-  assert evaluator.plan.shapes == [(128, 40)]
+  # examples packed in encoder rows, their choices end to end in the decoder rows; these few
+  # batches share one shape (padding costs less than the default `shape_cost` per shape)
+  assert evaluator.plan.shapes == [(4, 128, 64)]
   for task in TASKS:
     record = json.load(open(tmp_path / "float32" / "step_1" / f"{task}.json"))
     new = np.asarray([r["score"] for r in record["examples"]])

@@ -109,7 +109,7 @@ def test_score_rejects_incomplete_and_packed_batches():
 def _plan_scores(fns, params, plan, length_normalize=False):
   scores = np.zeros(plan.num_rows, np.float32)
   for batch in plan:
-    out = np.asarray(fns.score_choices(params, batch.features(), plan.num_choices,
+    out = np.asarray(fns.score_choices(params, batch.features(), plan.choices_per_row,
                                        length_normalize))
     scores[batch.rows[batch.rows >= 0]] = out[batch.rows >= 0]
   return scores
@@ -119,71 +119,90 @@ def _unpadded(batch, feature):
   return [row[row > 0] for row in batch[feature]]
 
 
-def test_plan_encodes_each_input_once_and_lays_its_choices_in_one_decoder_row():
+def test_plan_packs_each_input_once_and_lays_its_choices_beside_it():
+  """Every input is encoded once, in its own segment of an encoder row (several short inputs
+  share a row); its choices lie in the decoder row of the same index, each its own choice
+  segment (decoder inputs shifted right from a 0, as alone) tagged with the input's segment."""
   batch = _rank_classification_rows(seed=4, examples=7)
-  plan = scoring.ScoringPlan(_unpadded(batch, "encoder_input_tokens"),
-                             _unpadded(batch, "decoder_target_tokens"), rows_per_batch=8)
-  assert plan.num_examples == 7 and plan.num_rows == 21 and plan.num_choices == 3
-  assert plan.examples_per_batch == 3  # 8 rows / 3 choices
+  inputs, targets = (_unpadded(batch, "encoder_input_tokens"),
+                     _unpadded(batch, "decoder_target_tokens"))
+  plan = scoring.ScoringPlan(inputs, targets, rows_per_batch=8)
+  assert plan.num_examples == 7 and plan.num_rows == 21
   seen = []
   for b in plan:
-    assert b.encoder_input_tokens.shape[0] == 3 and b.decoder_target_tokens.shape[0] == 3
-    assert b.rows.shape == (3, 3)
-    assert (b.encoder_input_tokens.shape[1], b.decoder_target_tokens.shape[1]) in plan.shapes
-    for slot in range(3):
-      rows = b.rows[slot][b.rows[slot] >= 0]
-      seen += rows.tolist()
-      if not len(rows):
-        assert not b.encoder_input_tokens[slot].any() and not b.decoder_segment_ids[slot].any()
-        continue
-      want = _unpadded(batch, "encoder_input_tokens")[rows[0]]
-      np.testing.assert_array_equal(b.encoder_input_tokens[slot][:len(want)], want)
-      assert not b.encoder_input_tokens[slot][len(want):].any()
-      # choice c is segment c + 1: its target, its decoder inputs shifted right from a 0
-      start = 0
-      for choice, row in enumerate(rows):
-        target = _unpadded(batch, "decoder_target_tokens")[row]
-        end = start + len(target)
-        np.testing.assert_array_equal(b.decoder_target_tokens[slot][start:end], target)
-        np.testing.assert_array_equal(b.decoder_input_tokens[slot][start:end],
-                                      [0, *target[:-1]])
-        assert (b.decoder_segment_ids[slot][start:end] == choice + 1).all()
-        start = end
-      assert not b.decoder_target_tokens[slot][start:].any()
-      assert not b.decoder_segment_ids[slot][start:].any()
+    assert b.shape in plan.shapes
+    e, input_length, decoder_length = b.shape
+    for name in scoring.FEATURES:
+      assert b.features()[name].shape == ((e, input_length) if name.startswith("encoder")
+                                          else (e, decoder_length))
+    assert b.rows.shape == (e, plan.choices_per_row)
+    for slot in range(e):
+      np.testing.assert_array_equal(b.encoder_input_tokens[slot] > 0,
+                                    b.encoder_segment_ids[slot] > 0)
+      np.testing.assert_array_equal(b.decoder_target_tokens[slot] > 0,
+                                    b.decoder_self_segment_ids[slot] > 0)
+      for choice, row in enumerate(b.rows[slot]):
+        if row < 0:
+          assert not (b.decoder_self_segment_ids[slot] == choice + 1).any()
+          continue
+        seen.append(int(row))
+        at = b.decoder_self_segment_ids[slot] == choice + 1
+        np.testing.assert_array_equal(b.decoder_target_tokens[slot][at], targets[row])
+        np.testing.assert_array_equal(b.decoder_input_tokens[slot][at], [0, *targets[row][:-1]])
+        example = set(b.decoder_segment_ids[slot][at].tolist())
+        assert len(example) == 1 and min(example) > 0
+        np.testing.assert_array_equal(
+            b.encoder_input_tokens[slot][b.encoder_segment_ids[slot] == min(example)],
+            inputs[row])
   assert sorted(seen) == list(range(21))
-  assert all(li in (8, 16) and lt % scoring.MIN_LENGTH == 0 for li, lt in plan.shapes)
+  # A 13-token and a 3-token input share a 16-token row; their four 2-token choices fill its
+  # decoder row of 8 (the bucket of one input's choices: packing needs no longer one).
+  plan = scoring.ScoringPlan([[3] * 13, [3] * 13, [4] * 3, [4] * 3], [[5, 1], [6, 1], [7, 1],
+                                                                      [8, 1]], rows_per_batch=8)
+  (b,) = list(plan)
+  assert b.shape == (2, 16, 8) and plan.choices_per_row == 4  # 8 rows / 4 choices per row
+  np.testing.assert_array_equal(b.encoder_input_tokens[0], [3] * 13 + [4] * 3)
+  np.testing.assert_array_equal(b.encoder_segment_ids[0], [1] * 13 + [2] * 3)
+  np.testing.assert_array_equal(b.decoder_target_tokens[0], [5, 1, 6, 1, 7, 1, 8, 1])
+  np.testing.assert_array_equal(b.decoder_input_tokens[0], [0, 5, 0, 6, 0, 7, 0, 8])
+  np.testing.assert_array_equal(b.decoder_segment_ids[0], [1, 1, 1, 1, 2, 2, 2, 2])
+  np.testing.assert_array_equal(b.decoder_self_segment_ids[0], [1, 1, 2, 2, 3, 3, 4, 4])
+  np.testing.assert_array_equal(b.rows, [[0, 1, 2, 3], [-1, -1, -1, -1]])
+  assert not b.encoder_input_tokens[1].any() and not b.decoder_target_tokens[1].any()
+  assert all(li in (8, 16) and lt % scoring.MIN_LENGTH == 0 for _, li, lt in plan.shapes)
   assert [scoring.length_bucket(n, 512) for n in (1, 8, 9, 241, 512, 600)] == [8, 8, 16, 256,
                                                                                  512, 600]
   assert scoring.length_bucket(300, 500) == 500
 
 
 def test_input_lengths_trade_padding_against_shapes():
-  """Each input bucket is cut down to its longest member (a lone 261-token input: 264, not the
-  384 of its bucket), and consecutive buckets share one input length exactly when the padding
-  that costs is less than the shapes it saves (`shape_cost` padded slots)."""
-  inputs = [[3] * n for n in range(20, 120)] + [[4] * 261]
-  plan = scoring.ScoringPlan(inputs, [[5, 1]] * len(inputs), rows_per_batch=8,
-                             max_input_length=512, shape_cost=0)
-  assert plan.shapes == [(32, 8), (48, 8), (64, 8), (96, 8), (120, 8), (264, 8)]
-  # 16 distinct inputs of 10 tokens (bucket 16) and 8 of 100 (bucket 128, fitted to 104), one 2-token
-  # choice each (8 examples per batch, decoder rows of 8). Apart: 2 batches x 16 + 1 x 104
-  # input slots, two shapes; together: 3 x 104, one shape. Decoder slots are 3 x 8 x 8 either
-  # way, so sharing costs 8 x (312 - 136) = 1,408 slots more and one shape less.
+  """Each input length is cut down to its longest member (a lone 261-token input: 264, not the
+  384 of its bucket), and consecutive buckets share one input length, their inputs packed into
+  its rows, exactly when the padding that costs is less than the shapes it saves (`shape_cost`
+  padded slots)."""
+  (lone,) = scoring.ScoringPlan([[4] * 261], [[5, 1]], rows_per_batch=8, max_input_length=512)
+  assert lone.shape == (8, 264, 8)
+  # 16 distinct inputs of 10 tokens (bucket 16) and 8 of 100 (bucket 128, fitted to 104), one
+  # 2-token choice each (decoder rows of 8). Apart: 16 rows of 16 and 8 rows of 104, 8 rows a
+  # batch (8 rows of choices / 1 per row): 8 x (2 x 16 + 1 x 104) + 8 x 3 x 8 = 1,280 slots, two
+  # shapes. Together: the 100-token inputs one to a row, the 10-token ones four to a row (their
+  # choices fill the 8 decoder slots), 12 rows of 2 choices on average, so 4 rows a batch:
+  # 4 x (3 x 104 + 3 x 8) = 1,344 slots, one shape. Sharing pays from a shape_cost of 64.
   inputs = [[3] * 9 + [10 + k] for k in range(16)] + [[4] * 99 + [10 + k] for k in range(8)]
   targets = [[5, 1]] * len(inputs)
-  apart = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=1_407)
-  shared = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=1_408)
-  assert apart.shapes == [(16, 8), (104, 8)] and shared.shapes == [(104, 8)]
+  apart = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=63)
+  shared = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=64)
+  assert apart.shapes == [(8, 16, 8), (8, 104, 8)] and shared.shapes == [(4, 104, 8)]
+  assert len(apart) == len(shared) == 3
   for plan in (apart, shared):
-    assert len(plan) == 3
     assert sorted(np.concatenate([b.rows[b.rows >= 0] for b in plan]).tolist()) == list(range(24))
 
 
 @pytest.mark.parametrize("sharded", [False, True])
 def test_choice_scores_equal_per_row_scores_and_hf(sharded):
-  """One encoder pass per example and its choices in one decoder row give each choice's
-  per-row score (1e-5) and HF's log-likelihood (1e-4), so accuracies are the same."""
+  """One encoder pass per example (packed two to a row where they fit) and its choices in the
+  decoder row give each choice's per-row score (1e-5) and HF's log-likelihood (1e-4), so
+  accuracies are the same."""
   model = _hf_mt5(seed=5)
   config = hf.t5config_from_hf(model.config, dtype="float32")
   params = hf.hf_state_dict_to_params(model.state_dict(), config)
@@ -195,6 +214,7 @@ def test_choice_scores_equal_per_row_scores_and_hf(sharded):
   plan = scoring.ScoringPlan(_unpadded(batch, "encoder_input_tokens"),
                              _unpadded(batch, "decoder_target_tokens"), rows_per_batch=8,
                              multiple=fns.rows_multiple())
+  assert any((b.encoder_segment_ids.max(1) > 1).any() for b in plan)  # rows hold 2 inputs
   placed = fns.place_params(params)
   packed = _plan_scores(fns, placed, plan)
   # Scores of ~-80 have a float32 spacing of 7.6e-6: 1e-5 absolute is about one rounding step.
@@ -208,7 +228,7 @@ def test_choice_scores_equal_per_row_scores_and_hf(sharded):
   np.testing.assert_allclose(_plan_scores(fns, placed, plan, length_normalize=True), normed,
                              rtol=1e-6, atol=1e-6)
   with pytest.raises(ValueError, match="decoder_segment_ids"):
-    fns.score_choices({}, _model_batch(batch), plan.num_choices)
+    fns.score_choices({}, _model_batch(batch), plan.choices_per_row)
 
 
 def test_decoder_lengths_per_batch_trade_padding_against_shapes():
@@ -225,14 +245,16 @@ def test_decoder_lengths_per_batch_trade_padding_against_shapes():
   cheap = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=0)
   dear = scoring.ScoringPlan(inputs, targets, rows_per_batch=8, shape_cost=10**9)
   # 2 x 3 tokens fit in 8; 2 x 60 in 120 (its bucket of 128 fitted to the longest row)
-  assert cheap.shapes == [(16, 8), (16, 120)] and dear.shapes == [(16, 120)]
+  # 4 rows a batch: 8 rows of choices / 2 per encoder row (two 10-token inputs exceed 16)
+  assert cheap.shapes == [(4, 16, 8), (4, 16, 120)] and dear.shapes == [(4, 16, 120)]
   for plan in (cheap, dear):
     rows = np.concatenate([b.rows[b.rows >= 0] for b in plan])
     assert sorted(rows.tolist()) == list(range(80))
   assert sum(b.decoder_target_tokens.size for b in cheap) < sum(
       b.decoder_target_tokens.size for b in dear) / 4
-  # One short example (a bucket of its own, one partial batch) rides in the longer bucket.
+  # One short example (a bucket of its own, one partial batch) rides in the longer bucket, in
+  # the row of the first 10-token input (13 input tokens; 120 + 3 choice tokens, fitted: 128).
   joined = scoring.ScoringPlan(inputs + [[5] * 3], targets + [[6] * 3], rows_per_batch=8,
                                shape_cost=10**9)
-  assert joined.shapes == [(16, 120)]
+  assert joined.shapes == [(4, 16, 128)]
   assert sorted(np.concatenate([b.rows[b.rows >= 0] for b in joined]).tolist()) == list(range(81))

@@ -3,9 +3,9 @@
 
 Tasks whose metrics take scores (rank classification) are scored with `ModelFns.score_choices`
 on one `scoring.ScoringPlan` built over the rows of all tasks: each example's input is encoded once
-and its answer choices share one decoder row, batches have fixed shapes whose lengths are bucketed
-(a handful of compilations per evaluation, none per task or leftover batch), and batches are
-dispatched before earlier ones are read back. Tasks with prediction metrics are decoded with
+(short ones packed together in a row) and its answer choices lie beside it in the decoder row,
+batches have fixed shapes whose lengths are bucketed (a handful of compilations per evaluation,
+none per task or leftover batch), and batches are dispatched before earlier ones are read back. Tasks with prediction metrics are decoded with
 `ModelFns.predict`. Scoring runs in `dtype` (float32 by default, whatever the training dtype: the
 paper scored in float32). Reading and tokenising the tasks starts in a background thread when the
 evaluator is built, and everything written (TensorBoard scalars, JSON of metrics and of every
@@ -132,7 +132,7 @@ class Evaluator:
     self._num_examples = num_examples
     self._use_cached = use_cached
     self._shape_cost = shape_cost
-    self._compiled_shapes: set[tuple[int, int]] = set()
+    self._compiled_shapes: set[tuple[int, ...]] = set()
     provider = data.get_mixture_or_task(mixture_or_task_name)  # an unknown name: close names
     self._tasks = _eval_tasks(provider, mixture_or_task_name)
     self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -203,9 +203,9 @@ class Evaluator:
         max_input_length=lengths.get("inputs"), shape_cost=self._shape_cost,
         attention_length=model_lib.attention_length(self.fns.config)) if inputs else None
     if plan is not None:
-      logging.info("evaluation plan: %d rows of %d inputs in %d batches of %d inputs (up to %d "
-                   "choices each); shapes (input, decoder length) %s", plan.num_rows,
-                   plan.num_examples, len(plan), plan.examples_per_batch, plan.num_choices,
+      logging.info("evaluation plan: %d rows of %d inputs in %d batches (up to %d choices per "
+                   "encoder row); shapes (encoder rows, input, decoder length) %s",
+                   plan.num_rows, plan.num_examples, len(plan), plan.choices_per_row,
                    plan.shapes)
     return _Prepared(examples, targets, plan, plan_rows)
 
@@ -217,14 +217,14 @@ class Evaluator:
     later shapes compile. On accelerators all batches are dispatched before the first is read
     back; on CPU, CPU_SCORING_THREADS threads each run a batch at a time (XLA's CPU runtime keeps
     about 1.5 of 2 cores busy with one small program; two at once keep both: 0.78 s instead of
-    1.0 s for the bundled samples' 77 batches)."""
+    1.0 s for the bundled samples' batches)."""
     batches = list(plan)
-    ready = self._compile_new_shapes(params, batches, plan.num_choices)
+    ready = self._compile_new_shapes(params, batches, plan.choices_per_row)
 
     def dispatch(batch: scoring.Batch) -> jax.Array:
       if batch.shape in ready:
         ready[batch.shape].result()  # raises a compilation's error here
-      return self.fns.score_choices(params, batch.features(), plan.num_choices,
+      return self.fns.score_choices(params, batch.features(), plan.choices_per_row,
                                     self.length_normalize)
 
     if jax.default_backend() == "cpu":
@@ -239,7 +239,7 @@ class Evaluator:
     return scores
 
   def _compile_new_shapes(self, params: PyTree, batches: list[scoring.Batch],
-                          num_choices: int) -> dict[tuple[int, int], concurrent.futures.Future]:
+                          choices_per_row: int) -> dict[tuple[int, ...], concurrent.futures.Future]:
     """Futures of the compilations of the batch shapes this evaluator has not compiled, in the
     order the batches come (one thread per CPU, at most COMPILE_THREADS)."""
     new = {}
@@ -251,7 +251,7 @@ class Evaluator:
     pool = concurrent.futures.ThreadPoolExecutor(min(len(new), os.cpu_count() or 1,
                                                      COMPILE_THREADS))
     futures = {shape: pool.submit(self.fns.compile_score_choices, params, batch.features(),
-                                  num_choices, self.length_normalize)
+                                  choices_per_row, self.length_normalize)
                for shape, batch in new.items()}
     pool.shutdown(wait=False)
     self._compiled_shapes.update(new)

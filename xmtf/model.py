@@ -415,10 +415,14 @@ class Transformer(nn.Module):
              decoder_segment_ids: Array | None = None, decoder_positions: Array | None = None, *,
              enable_dropout: bool = True, decode: bool = False,
              max_decode_length: int | None = None, cache_cross_attention: bool = False,
-             output_logits: bool = True) -> Array:
+             output_logits: bool = True,
+             decoder_self_segment_ids: Array | None = None) -> Array:
     """Logits (activation dtype), or with `output_logits=False` the final hidden states (see
     `output_logits`). Masks follow T5X: padding from `decoder_target_tokens` (> 0) when given,
-    causal, and same-segment when packed. With decode=True only encoder padding is masked."""
+    causal, and same-segment when packed. With decode=True only encoder padding is masked.
+    `decoder_self_segment_ids` (rank classification: the answer choices of packed examples)
+    split self-attention finer than `decoder_segment_ids`, which cross-attention matches
+    against `encoder_segment_ids`."""
     enc_valid = encoder_input_tokens > 0
     b, t = decoder_input_tokens.shape
     if decode:
@@ -429,8 +433,10 @@ class Transformer(nn.Module):
                    else jnp.ones((b, t), bool))
       self_mask = _pair_mask(dec_valid, dec_valid) * jnp.tril(jnp.ones((t, t), jnp.float32))
       cross_mask = _pair_mask(dec_valid, enc_valid)
-      if decoder_segment_ids is not None:
-        self_mask = self_mask * _same_segment(decoder_segment_ids, decoder_segment_ids)
+      self_segments = (decoder_self_segment_ids if decoder_self_segment_ids is not None
+                       else decoder_segment_ids)
+      if self_segments is not None:
+        self_mask = self_mask * _same_segment(self_segments, self_segments)
     if encoder_segment_ids is not None and decoder_segment_ids is not None and not decode:
       cross_mask = cross_mask * _same_segment(decoder_segment_ids, encoder_segment_ids)
     return self.decoder(encoded, decoder_input_tokens, self_mask, cross_mask, decoder_positions,

@@ -30,6 +30,8 @@ Array = jax.Array
 PyTree = Any
 
 SCORE_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens")
+CHOICE_FEATURES = ("encoder_input_tokens", "encoder_segment_ids", "decoder_input_tokens",
+                   "decoder_target_tokens", "decoder_segment_ids", "decoder_self_segment_ids")
 
 
 def _target_log_likelihood(logits: Array, targets: Array, weights: Array | None,
@@ -62,41 +64,46 @@ def score_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, 
 
 
 def score_choices_batch(config: model_lib.T5Config, params: PyTree, batch: Mapping[str, Array],
-                        num_choices: int, length_normalize: bool = False,
+                        choices_per_row: int, length_normalize: bool = False,
                         compact_logits: bool = True) -> Array:
-  """`score_batch` for a `scoring.Batch`: `encoder_input_tokens` [E, Li] is encoded once, and
-  decoder row e holds example e's choices end to end, numbered by `decoder_segment_ids` (1..C;
-  0 is padding); float32 [E, num_choices], each choice's score as if it had its own row.
+  """`score_batch` for a `scoring.Batch` (CHOICE_FEATURES): encoder row e holds one or more
+  examples (`encoder_segment_ids`), each encoded once; decoder row e holds their choices end to
+  end, each attending to its own example (`decoder_segment_ids`) and to itself
+  (`decoder_self_segment_ids`: 1..choices_per_row, 0 is padding); float32 [E, choices_per_row],
+  each choice's score as if it had its own row.
 
   With `compact_logits` the output layer runs on the choices' tokens only (`_compact_token_log_
   probs`); without (a multi-device mesh, where compacting would gather the batch onto every
   device), on every decoder slot."""
   transformer = model_lib.Transformer(config)
   inputs, targets = batch["encoder_input_tokens"], batch["decoder_target_tokens"]
-  segments = batch["decoder_segment_ids"]
-  encoded = transformer.apply({"params": params}, inputs, enable_dropout=False,
-                              method=model_lib.Transformer.encode)
-  # Segments keep self-attention inside a choice; positions are left shared (the relative bias
-  # depends on the distance, the same inside a choice as when it is alone).
-  hidden = transformer.apply({"params": params}, encoded, inputs, batch["decoder_input_tokens"],
-                             targets, decoder_segment_ids=segments, enable_dropout=False,
-                             output_logits=False, method=model_lib.Transformer.decode)
-  e, t = segments.shape
+  choices = batch["decoder_self_segment_ids"]
+  encoded = transformer.apply({"params": params}, inputs, batch["encoder_segment_ids"],
+                              enable_dropout=False, method=model_lib.Transformer.encode)
+  # Positions are left shared: the relative bias depends on the distance, the same inside an
+  # example or a choice as when it is alone, and segments mask everything across them.
+  hidden = transformer.apply(
+      {"params": params}, encoded, inputs, batch["decoder_input_tokens"], targets,
+      encoder_segment_ids=batch["encoder_segment_ids"],
+      decoder_segment_ids=batch["decoder_segment_ids"], decoder_self_segment_ids=choices,
+      enable_dropout=False, output_logits=False, method=model_lib.Transformer.decode)
+  e, t = choices.shape
   if compact_logits:
-    token_log_probs, choice = _compact_token_log_probs(config, params, hidden, targets, segments,
-                                                       num_choices)
+    token_log_probs, choice = _compact_token_log_probs(config, params, hidden, targets, choices,
+                                                       choices_per_row)
   else:
     logits = model_lib.output_logits(config, params, hidden).astype(jnp.float32)
     token_log_probs = (jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), -1)[..., 0]
                        - jax.nn.logsumexp(logits, -1)).reshape(-1)
-    rows = jnp.arange(e * t) // t
-    choice = jnp.where(segments.reshape(-1) > 0, rows * num_choices + segments.reshape(-1) - 1, -1)
+    flat = choices.reshape(-1)
+    choice = jnp.where(flat > 0, jnp.arange(e * t) // t * choices_per_row + flat - 1, -1)
   valid = choice >= 0
-  totals = jax.ops.segment_sum(jnp.where(valid, token_log_probs, 0.0), jnp.where(valid, choice, 0),
-                               num_segments=e * num_choices).reshape(e, num_choices)
+  index = jnp.where(valid, choice, 0)
+  totals = jax.ops.segment_sum(jnp.where(valid, token_log_probs, 0.0), index,
+                               num_segments=e * choices_per_row).reshape(e, choices_per_row)
   if length_normalize:
-    lengths = jax.ops.segment_sum(valid.astype(jnp.float32), jnp.where(valid, choice, 0),
-                                  num_segments=e * num_choices).reshape(e, num_choices)
+    lengths = jax.ops.segment_sum(valid.astype(jnp.float32), index,
+                                  num_segments=e * choices_per_row).reshape(e, choices_per_row)
     totals = totals / jnp.maximum(lengths, 1.0)
   return totals
 
@@ -106,9 +113,9 @@ LOGITS_CHUNK = 128  # tokens per output-layer call of `_compact_token_log_probs`
 
 def _compact_token_log_probs(config: model_lib.T5Config, params: PyTree, hidden: Array,
                              targets: Array, segments: Array,
-                             num_choices: int) -> tuple[Array, Array]:
+                             choices_per_row: int) -> tuple[Array, Array]:
   """float32 log-probabilities of the real (segment > 0) tokens of `hidden` [E, Lt, d], moved to
-  the front of the flattened batch, and each one's choice index (example * C + choice; -1 past
+  the front of the flattened batch, and each one's choice index (row * C + choice; -1 past
   the real tokens). The output layer runs LOGITS_CHUNK tokens at a time for as many chunks as
   there are real tokens, a loop whose trip count is data, so one compiled shape serves batches
   however padded: the bucketed decoder rows are mostly padding (41% real on the bundled
@@ -134,7 +141,7 @@ def _compact_token_log_probs(config: model_lib.T5Config, params: PyTree, hidden:
 
   token_log_probs = jax.lax.fori_loop(0, -(-count // LOGITS_CHUNK), chunk,
                                       jnp.zeros((size,), jnp.float32))
-  choice = jnp.pad((order // t) * num_choices + flat_segments[order] - 1, (0, size - n),
+  choice = jnp.pad((order // t) * choices_per_row + flat_segments[order] - 1, (0, size - n),
                    constant_values=-1)
   return token_log_probs, jnp.where(jnp.arange(size) < count, choice, -1)
 
@@ -276,25 +283,26 @@ class ModelFns:
                        lambda p, b: score_batch(self.config, p, b, length_normalize), keys)
     return np.asarray(self._call(fn, params, placed))[:n]
 
-  def score_choices(self, params: PyTree, batch: Mapping[str, Any], num_choices: int,
+  def score_choices(self, params: PyTree, batch: Mapping[str, Any], choices_per_row: int,
                     length_normalize: bool = False) -> Array:
-    """`score` of a `scoring.Batch`'s features (an example's choices in one decoder row): float32
-    [E, num_choices] on device, not yet fetched, so the next batch can be dispatched before this
-    one is read back. E must be a multiple of the data-parallel size (`ScoringPlan(multiple)`)."""
-    fn, placed = self._score_choices_fn(batch, num_choices, length_normalize)
+    """`score` of a `scoring.Batch`'s features (examples packed in encoder rows, their choices
+    in the decoder rows): float32 [E, choices_per_row] on device, not yet fetched, so the next
+    batch can be dispatched before this one is read back. E must be a multiple of the
+    data-parallel size (`ScoringPlan(multiple)`)."""
+    fn, placed = self._score_choices_fn(batch, choices_per_row, length_normalize)
     return self._call(fn, params, placed)
 
-  def compile_score_choices(self, params: PyTree, batch: Mapping[str, Any], num_choices: int,
-                            length_normalize: bool = False) -> None:
+  def compile_score_choices(self, params: PyTree, batch: Mapping[str, Any],
+                            choices_per_row: int, length_normalize: bool = False) -> None:
     """Compiles `score_choices` for the shapes of `batch` without running it; several threads
     may compile different shapes at once (the evaluator does, for a plan's new shapes)."""
-    fn, placed = self._score_choices_fn(batch, num_choices, length_normalize)
+    fn, placed = self._score_choices_fn(batch, choices_per_row, length_normalize)
     with self._tracing():
       fn.lower(params, placed).compile()
 
-  def _score_choices_fn(self, batch: Mapping[str, Any], num_choices: int,
+  def _score_choices_fn(self, batch: Mapping[str, Any], choices_per_row: int,
                         length_normalize: bool) -> tuple[Any, dict[str, Array]]:
-    keys = (*SCORE_FEATURES, "decoder_segment_ids")
+    keys = CHOICE_FEATURES
     missing = [k for k in keys if k not in batch]
     if missing:
       raise ValueError(f"score_choices: batch lacks features {missing} (has {sorted(batch)})")
@@ -311,8 +319,8 @@ class ModelFns:
                 for k, v in arrays.items()}
     compact = self.mesh is None or self.mesh.size == 1
     fn = self._compile(
-        ("score_choices", num_choices, length_normalize),
-        lambda p, b: score_choices_batch(self.config, p, b, num_choices, length_normalize,
+        ("score_choices", choices_per_row, length_normalize),
+        lambda p, b: score_choices_batch(self.config, p, b, choices_per_row, length_normalize,
                                          compact_logits=compact),
         keys)
     return fn, placed
