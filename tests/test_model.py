@@ -131,7 +131,9 @@ def test_dropout_only_when_enabled():
   assert np.abs(on_a - plain).max() > 1e-3 and np.abs(on_a - on_b).max() > 1e-3
   zero_rate = np.asarray(_logits(params, enc, dec_in, tgt, enable_dropout=True,
                                  rng=jax.random.PRNGKey(1)))
-  np.testing.assert_allclose(zero_rate, plain, atol=1e-6)
+  # Training normalises attention weights before the weighted sum, evaluation after it (see
+  # model._softmax_weighted_sum): equal up to float32 rounding.
+  np.testing.assert_allclose(zero_rate, plain, atol=1e-5)
 
 
 @pytest.mark.parametrize("cross_cached", [True, False])

@@ -210,6 +210,19 @@ class RelativePositionBiases(nn.Module):
     return PositionBias(table, jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype))
 
 
+def _softmax_weighted_sum(logits: Array, value: Array, dtype: Any) -> Array:
+  """softmax(logits) @ value [b, h, q, head_dim], normalised after the weighted sum: the
+  exponentials are computed once and kept (an optimisation barrier), then divided out of the
+  head_dim-wide sums instead of the key-wide weights. XLA's CPU backend otherwise computes every
+  exponential twice, in the sum's fusion and in the weighted sum's; for the tiny model's scoring
+  this took a quarter off a pass over the bundled samples (0.86-0.99 s to 0.69 s)."""
+  top = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+  weights = jax.lax.optimization_barrier(jnp.exp(logits - top))
+  total = jnp.sum(weights, axis=-1, keepdims=True)
+  out = jnp.einsum("bhqk,bhkd->bhqd", weights.astype(dtype), value)
+  return out / total.astype(dtype)
+
+
 class MultiHeadAttention(nn.Module):
   """Bias-free multi-head attention without run-time logit scaling (T5X's, with a KV cache)."""
   num_heads: int
@@ -297,18 +310,22 @@ class MultiHeadAttention(nn.Module):
       logits = add_position_bias(logits, bias)
     if mask is not None:
       logits = jnp.where(mask > 0, logits, _NEG_INF)
-    weights = jax.nn.softmax(logits).astype(self.dtype)
-    if not deterministic and self.dropout_rate > 0:
-      keep = 1.0 - self.dropout_rate
-      shape = list(weights.shape)
-      shape[-2] = 1  # T5X broadcasts attention dropout over queries
-      keep_mask = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
-      weights = weights * (keep_mask.astype(self.dtype) / jnp.asarray(keep, self.dtype))
     if kv_layout == "bkhd":
       # Heads-major values: XLA's CPU backend otherwise computes the weighted sum transposed
       # ([b, h, head_dim, q]) and copies it back, doubling a forward pass's attention time.
       value = value.swapaxes(1, 2)
-    out = jnp.einsum("bhqk,bhkd->bhqd", weights, value).swapaxes(1, 2)
+    if deterministic:  # evaluation, scoring, decoding
+      out = _softmax_weighted_sum(logits, value, self.dtype)
+    else:  # training keeps the layout its step was tuned for
+      weights = jax.nn.softmax(logits).astype(self.dtype)
+      if self.dropout_rate > 0:
+        keep = 1.0 - self.dropout_rate
+        shape = list(weights.shape)
+        shape[-2] = 1  # T5X broadcasts attention dropout over queries
+        keep_mask = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
+        weights = weights * (keep_mask.astype(self.dtype) / jnp.asarray(keep, self.dtype))
+      out = jnp.einsum("bhqk,bhkd->bhqd", weights, value)
+    out = out.swapaxes(1, 2)
     out = out.reshape(*out.shape[:2], self.num_heads * self.head_dim)
     out = Dense(inputs_q.shape[-1], ("joined_kv", "embed"), self.dtype, kernel_init=kernel_init,
                 name="out")(out)
