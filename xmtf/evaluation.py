@@ -89,7 +89,8 @@ class Evaluator:
     mixture_or_task_name: a registered seqio task or mixture (e.g. 'xp3_eval_sample').
     output_dir: where summaries and JSON go (None: nothing is written).
     feature_lengths: truncation lengths ('inputs', 'targets'); None: each task's longest.
-    batch_size: decoder rows (answer choices) per model call, padded to the data-parallel size.
+    batch_size: scored (input, choice) rows per model call on average (`scoring.ScoringPlan`'s
+      rows_per_batch); for generative tasks, inputs decoded per call.
     mesh, rules: the trainer's mesh and logical axis rules (None: one device).
     decode_options: decoding for generative tasks.
     length_normalize: divide scores by the target length (the paper does not).
