@@ -100,9 +100,9 @@ class ScoringPlan:
       run; on 2 CPU cores the tiny model compiles a shape (about 1 s, XLA's code generation
       keeping both cores busy) in about the time it scores 300,000 slots. The default, a
       fifteenth of that, gives the bundled samples 3 shapes (8 x 192 x 64, 8 x 192 x 112 and
-      16 x 264 x 96: first evaluation about 5 s, then 0.8-0.9 s per scoring pass; 6 shapes at
-      2,000: 8 s, then about the same); lower it for long-running evaluations of large models,
-      where compilation is cheap beside scoring.
+      16 x 264 x 96: first evaluation 4.7-5 s, then 0.75-0.8 s per scoring pass; at 2,000, 6
+      shapes: about 3 s more compilation for passes within noise of the same speed); lower it
+      for long-running evaluations of large models, where compilation is cheap beside scoring.
     attention_length: the model's `model.attention_length` (None: attention not priced). An
       encoder slot of a batch with input length L then costs 1 + L / attention_length slots:
       attention grows with the input length, and on small models it is most of the encoder.
