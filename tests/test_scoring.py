@@ -258,3 +258,15 @@ def test_decoder_lengths_per_batch_trade_padding_against_shapes():
                                shape_cost=10**9)
   assert joined.shapes == [(4, 16, 128)]
   assert sorted(np.concatenate([b.rows[b.rows >= 0] for b in joined]).tolist()) == list(range(81))
+
+
+def test_attention_length_is_where_attention_costs_a_layer():
+  """mT5-small: q/k/v/o 4 x 512 x 384 and gated MLP 3 x 512 x 1024 multiply-adds per token
+  (2,359,296) against 2 x 384 per key: 3,072. The tiny benchmark model: 40,960 / 128 = 320."""
+  from xmtf import flops
+  from xmtf import model as model_lib
+  small = model_lib.T5Config(vocab_size=250112, emb_dim=512, num_heads=6, head_dim=64,
+                             num_encoder_layers=8, num_decoder_layers=8, mlp_dim=1024)
+  tiny = model_lib.T5Config(vocab_size=2048, emb_dim=64, num_heads=4, head_dim=16,
+                            num_encoder_layers=2, num_decoder_layers=2, mlp_dim=128)
+  assert flops.attention_length(small) == 3072 and flops.attention_length(tiny) == 320

@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from xmtf import data
 from xmtf import decoding
+from xmtf import flops
 from xmtf import gin_utils
 from xmtf import model as model_lib
 from xmtf import model_fns
@@ -202,7 +203,7 @@ class Evaluator:
     plan = scoring.ScoringPlan(
         inputs, choices, self.batch_size, multiple=self.fns.rows_multiple(),
         max_input_length=lengths.get("inputs"), shape_cost=self._shape_cost,
-        attention_length=model_lib.attention_length(self.fns.config)) if inputs else None
+        attention_length=flops.attention_length(self.fns.config)) if inputs else None
     if plan is not None:
       logging.info("evaluation plan: %d rows of %d inputs in %d batches (up to %d choices per "
                    "encoder row); shapes (encoder rows, input, decoder length) %s",

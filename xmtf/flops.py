@@ -27,6 +27,16 @@ def forward_flops_per_example(config: T5Config, input_length: int, target_length
   return 2.0 * multiply_adds
 
 
+def attention_length(config: T5Config) -> int:
+  """The key length at which a token's attention (scores and weighted sum: 2 x heads x head_dim
+  multiply-adds per key) costs as much as the rest of its encoder layer (the q/k/v/o and MLP
+  projections): 320 for the tiny test model, 3,072 for mT5-small. Scoring plans price padding
+  with it (`scoring.ScoringPlan.attention_length`)."""
+  inner = config.num_heads * config.head_dim
+  mlp = (len(config.mlp_activations) + 1) * config.emb_dim * config.mlp_dim
+  return max(1, (4 * config.emb_dim * inner + mlp) // (2 * inner))
+
+
 def train_flops_per_step(config: T5Config, batch_size: int, input_length: int,
                          target_length: int) -> float:
   """Forward plus backward FLOPs of one training step over a full batch."""

@@ -597,17 +597,6 @@ def count_params(config: T5Config) -> int:
   return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(param_shapes(config))))
 
 
-def attention_length(config: T5Config) -> int:
-  """The key length at which a token's attention (scores and weighted sum: 2 x heads x head_dim
-  multiply-adds per key) costs as much as the rest of its encoder layer (the q/k/v/o and MLP
-  projections): 320 for the tiny test model, 3,072 for mT5-small. Scoring plans price padding
-  with it (`scoring.ScoringPlan.attention_length`)."""
-  inner = config.num_heads * config.head_dim
-  projections = 4 * config.emb_dim * inner + (len(config.mlp_activations) + 1) * (
-      config.emb_dim * config.mlp_dim)
-  return max(1, projections // (2 * inner))
-
-
 def init_decoder_cache(config: T5Config, params: Any, encoded: Array, encoder_input_tokens: Array,
                        max_decode_length: int) -> dict[str, Any]:
   """The 'cache' collection for decoding up to `max_decode_length` tokens from `encoded`.

@@ -103,7 +103,7 @@ class ScoringPlan:
       16 x 264 x 96: first evaluation 4.7-5 s, then 0.75-0.8 s per scoring pass; at 2,000, 6
       shapes: about 3 s more compilation for passes within noise of the same speed); lower it
       for long-running evaluations of large models, where compilation is cheap beside scoring.
-    attention_length: the model's `model.attention_length` (None: attention not priced). An
+    attention_length: the model's `flops.attention_length` (None: attention not priced). An
       encoder slot of a batch with input length L then costs 1 + L / attention_length slots:
       attention grows with the input length, and on small models it is most of the encoder.
   """
