@@ -276,8 +276,7 @@ def markdown(r: dict) -> str:
       f"evaluation (compilations and per-example JSON included) {o['first_evaluation_s']:.1f} s "
       f"(evaluation after start-up: {o['evaluation_after_startup_s']:.1f} s), a second "
       f"{o['evaluation_s']:.1f} s; {o['batches']} batches of shapes (encoder rows, input, decoder "
-      f"length) "
-      f"{[tuple(s) for s in o['shapes']]}.",
+      f"length) {[tuple(s) for s in o['shapes']]}.",
       f"HF scores vs ours: max |difference| {h['max_abs_score_difference_vs_ours']:.2e}.", "",
       "| goal (issue 16) | measured | goal | met |", "|---|---:|---:|---|"]
   for name, g in r.get("goals", {}).items():

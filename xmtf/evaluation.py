@@ -5,13 +5,13 @@ Tasks whose metrics take scores (rank classification) are scored with `ModelFns.
 on one `scoring.ScoringPlan` built over the rows of all tasks: each example's input is encoded once
 (short ones packed together in a row) and its answer choices lie beside it in the decoder row,
 batches have fixed shapes whose lengths are bucketed (a handful of compilations per evaluation,
-none per task or leftover batch), and batches are dispatched before earlier ones are read back. Tasks with prediction metrics are decoded with
-`ModelFns.predict`. Scoring runs in `dtype` (float32 by default, whatever the training dtype: the
-paper scored in float32). Reading and tokenising the tasks starts in a background thread when the
-evaluator is built, and everything written (TensorBoard scalars, JSON of metrics and of every
-example's score or prediction) goes to a writer thread, so training resumes as soon as the numbers
-exist. Metrics are the tasks' own seqio metric functions on their postprocessed targets, as
-`seqio.Evaluator` computes them.
+none per task or leftover batch), and batches are dispatched before earlier ones are read back.
+Tasks with prediction metrics are decoded with `ModelFns.predict`. Scoring runs in `dtype`
+(float32 by default, whatever the training dtype: the paper scored in float32). Reading and
+tokenising the tasks starts in a background thread when the evaluator is built, and everything
+written (TensorBoard scalars, JSON of metrics and of every example's score or prediction) goes to
+a writer thread, so training resumes as soon as the numbers exist. Metrics are the tasks' own
+seqio metric functions on their postprocessed targets, as `seqio.Evaluator` computes them.
 
 Returned metrics (flat, for the trainer's logs): `<task>/<metric>`, plus what the task package's
 `aggregate_fn` derives from them (for xP3, `<dataset>/<config>/median_accuracy`, the median over
