@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.20,<3",
     "jinja2>=3.0,<4",   # promptsource templates (xp3_tasks/promptsource_templates.py)
     "pyyaml>=6.0,<7",
+    "pyarrow>=14",      # the Hugging Face hub's parquet files (xmtf/fileio.read_records)
 ]
 
 EXTRAS_REQUIRE = {

@@ -105,6 +105,9 @@ def test_variables_are_truncated_as_promptsource_does(tmp_path):
      {"text": "t", "option1": "a", "option2": "b", "label": 0}, "not one of the answer choices"),
     (DEMO.replace("join(' or ')", "choice"), "pick",
      {"text": "t", "option1": "a", "option2": "b", "label": 0}, "No filter named 'choice'"),
+    # Jinja2's sandbox: a template cannot reach Python internals.
+    (DEMO.replace("{{ text }}", "{{ ''.__class__.__mro__ }}"), "pick",
+     {"text": "t", "option1": "a", "option2": "b", "label": 0}, "unsafe"),
 ])
 def test_render_errors_name_file_and_template(tmp_path, body, name, example, message):
   template = pt.find_template(_write_templates(tmp_path, body), "demo", name)

@@ -69,3 +69,56 @@ def read_json_objects(path: str, error: type[ValueError] = ValueError
   for line_number, raw in nonblank_lines(path):
     where = f"{path}:{line_number}"
     yield where, parse_json_object(raw, where, error)
+
+
+# The Hugging Face hub's file layouts of one split under a root folder (`/` in a dataset name is
+# a folder: `GEM/xlsum`): the shards `datasets` pushes (`<split>-00000-of-00002.parquet`), the
+# parquet converter's export (`<split>/0000.parquet`), and JSON lines (`<split>.jsonl`).
+_SPLIT_PATTERNS = ("{split}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].parquet",
+                   "{split}/[0-9][0-9][0-9][0-9].parquet",
+                   "{split}.parquet",
+                   "{split}.jsonl")
+
+
+def split_files(root: str, dataset: str, config: str | None, split: str) -> list[str]:
+  """The files holding `split` of `dataset`/`config` under `root` in one of the hub's layouts,
+  shards in order; [] when there are none. Two layouts at once are ambiguous: an error naming
+  both."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  folder = join(root, dataset, *([config] if config else []))
+  found = [sorted(tf.io.gfile.glob(join(folder, pattern.format(split=split))))
+           for pattern in _SPLIT_PATTERNS]
+  layouts = [files for files in found if files]
+  if len(layouts) > 1:
+    raise ValueError(f"{folder}: split {split!r} is stored twice ({layouts[0][0]} and "
+                     f"{layouts[1][0]}); keep one layout")
+  return layouts[0] if layouts else []
+
+
+def read_records(path: str, error: type[ValueError] = ValueError
+                 ) -> Iterator[tuple[str, dict]]:
+  """(where, record) for every record of a JSON-lines (`file:line`) or parquet (`file:row N`,
+  from 0) file, chosen by its extension; a malformed record raises `error` naming its place."""
+  if not path.endswith(".parquet"):
+    yield from read_json_objects(path, error)
+    return
+  import pyarrow  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path} does not exist")
+  try:
+    if "://" in path:  # pyarrow cannot read from a GFile: the shard is read whole
+      with tf.io.gfile.GFile(path, "rb") as f:
+        parquet = pq.ParquetFile(pyarrow.BufferReader(f.read()))
+    else:
+      parquet = pq.ParquetFile(path)
+    row = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+      for record in batch.to_pylist():
+        yield f"{path}:row {row}", record
+        row += 1
+  except pyarrow.ArrowException as e:
+    raise error(f"{path}: unreadable parquet ({e})") from None

@@ -10,7 +10,8 @@ Jinja2, reproducing its semantics:
     `Muennighoff/xwinograd/jp`), a mapping whose `templates` maps ids to `!Template` objects
     (`name`, `jinja`, `answer_choices`, `metadata: !TemplateMetadata`, ...).
   * One Jinja2 environment with the library's defaults (no autoescaping; a single trailing newline
-    of the template source dropped) and Python's `zip` as a global, promptsource's `env`.
+    of the template source dropped) and Python's `zip` as a global, promptsource's `env`; here
+    Jinja2's sandbox, since a template collection is someone else's code.
   * `|||` inside an example's string fields is masked while rendering and restored after
     splitting, so only the template's own `|||` splits.
   * `answer_choices` is rendered with the example, split on `|||`, each choice stripped.
@@ -33,6 +34,7 @@ import os
 from typing import Any, Mapping
 
 import jinja2
+import jinja2.sandbox
 import tensorflow as tf
 import yaml
 
@@ -49,7 +51,9 @@ class TemplateError(ValueError):
 
 
 def _environment() -> jinja2.Environment:
-  env = jinja2.Environment(loader=jinja2.BaseLoader())
+  # Templates are data from someone else (a fork, community prompts): the sandbox refuses
+  # attribute access to Python internals (`''.__class__.__mro__`) with a SecurityError.
+  env = jinja2.sandbox.SandboxedEnvironment(loader=jinja2.BaseLoader())
   env.globals["zip"] = zip
   return env
 
