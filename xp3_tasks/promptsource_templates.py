@@ -14,12 +14,22 @@ Jinja2, reproducing its semantics:
     Jinja2's sandbox, since a template collection is someone else's code.
   * `|||` inside an example's string fields is masked while rendering and restored after
     splitting, so only the template's own `|||` splits.
-  * `answer_choices` is rendered with the example, split on `|||`, each choice stripped.
-  * The prompt sees `answer_choices` as that list; every `}}` of it first becomes
-    `| string | truncate(2048) }}` (promptsource's default truncation of variables; a textual
-    rewrite, so the filters bind to the last term of the expression, as there).
-  * The rendered prompt splits on `|||` into the input and the target(s), each stripped.
-  * The gold answer is the index of the (single) target among the choices (run_eval.py).
+  * `answer_choices` (optional) is rendered with the example, split on `|||`, each choice
+    stripped; the prompt sees it as that list, or None when the template has none.
+  * With `truncate` (promptsource's default), every `}}` of the prompt first becomes
+    `| string | truncate(2048) }}` (promptsource's truncation of variables; a textual rewrite, so
+    the filters bind to the last term of the expression, as there).
+  * The rendered prompt splits on `|||` into the input and the target(s). With
+    `strip_connection` (the default) each part is stripped; without (the release's code
+    datasets) the input loses only its leading and the targets their trailing whitespace, and one
+    space of the input's end when every target starts with one (promptsource's "double
+    whitespace" rule). A prompt rendering to whitespace only is blank: ("", []).
+  * Evaluation: the gold answer is the index of the (single) target among the choices
+    (run_eval.py). Training (`training_pair`, what prepare_xp3_train.py / create_xp3x.py did):
+    field names with `-` are read with `_` (`removeHyphen`); an example whose render raises or is
+    blank, or whose input or target is empty, is skipped with a reason (`SkippedExample`) for the
+    builder to count per template; more than one target is an error naming the template (the
+    release dropped such examples silently; a template that splits twice is a bug).
 
 promptsource's own filters (`highlight`, `choice`, `most_frequent`) appear in none of the paper's
 evaluation templates and are not provided: a template using one fails with Jinja's "no filter
@@ -70,9 +80,28 @@ def _unmask(text: str) -> str:
   return text.replace(_PIPE_MASK, SEPARATOR)
 
 
+class SkippedExample(ValueError):
+  """An example a training template yields nothing for; `reason` is what the builder counts."""
+
+  def __init__(self, reason: str):
+    super().__init__(reason)
+    self.reason = reason
+
+
+# Errors of a render on one example (a missing field, a bad index, an undefined filter value):
+# the example is skipped and counted, as the release skipped it. Jinja's SecurityError is not one.
+_EXAMPLE_ERRORS = (jinja2.TemplateError, TypeError, ValueError, IndexError, KeyError,
+                   AttributeError, ZeroDivisionError)
+
+
+def without_hyphens(example: Mapping[str, Any]) -> dict[str, Any]:
+  """Field names with `-` read as `_` (promptsource's removeHyphen, which the builds applied)."""
+  return {key.replace("-", "_"): value for key, value in example.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Template:
-  """One promptsource template (the fields rank classification needs)."""
+  """One promptsource template."""
   name: str
   id: str
   jinja: str
@@ -91,6 +120,10 @@ class Template:
     truncating = f" | string | truncate({TEXT_VAR_LENGTH}) }}}}"
     return self._compile(self.jinja.replace("}}", truncating))
 
+  @functools.cached_property
+  def _untruncated_template(self) -> jinja2.Template:
+    return self._compile(self.jinja)
+
   def _compile(self, source: str) -> jinja2.Template:
     try:
       return _ENV.from_string(source)
@@ -108,19 +141,29 @@ class Template:
     rendered = self._render(self._choices_template, _mask(example))
     return [_unmask(choice.strip()) for choice in rendered.split(SEPARATOR)]
 
-  def apply(self, example: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """(input, targets) for `example` (promptsource's Template.apply with its defaults)."""
+  def apply(self, example: Mapping[str, Any], *, truncate: bool = True,
+            strip_connection: bool = True) -> tuple[str, list[str]]:
+    """(input, targets) for `example` (promptsource's Template.apply); ("", []) when blank."""
     if "answer_choices" in example:
       raise TemplateError(f"{self.source}: template {self.name!r}: the example has a field "
                           "'answer_choices', which the template reserves")
     variables = _mask(example)
-    variables["answer_choices"] = self.choices(example)
-    parts = [_unmask(p).strip()
-             for p in self._render(self._prompt_template, variables).split(SEPARATOR)]
+    variables["answer_choices"] = (None if self.answer_choices is None
+                                   else self.choices(example))
+    template = self._prompt_template if truncate else self._untruncated_template
+    parts = [_unmask(p) for p in self._render(template, variables).split(SEPARATOR)]
+    if strip_connection:
+      parts = [p.strip() for p in parts]
+    if len(parts) == 1 and not parts[0].strip():
+      return "", []
     if len(parts) < 2:
       raise TemplateError(f"{self.source}: template {self.name!r} rendered no {SEPARATOR!r} "
                           "between input and target")
-    return parts[0], parts[1:]
+    if strip_connection:
+      return parts[0], parts[1:]
+    if parts[0].endswith(" ") and all(p.startswith(" ") for p in parts[1:]):
+      parts[0] = parts[0][:-1]  # the double space of `input ||| target`
+    return parts[0].lstrip(), [p.rstrip() for p in parts[1:]]
 
   def render(self, example: Mapping[str, Any]) -> tuple[str, list[str], int]:
     """(input, answer choices, index of the gold choice), as the paper's run_eval.py used them."""
@@ -130,6 +173,32 @@ class Template:
       raise TemplateError(f"{self.source}: template {self.name!r}: target {targets!r} is not one "
                           f"of the answer choices {choices!r}")
     return text, choices, choices.index(targets[0])
+
+  def training_pair(self, example: Mapping[str, Any], *,
+                    strip_connection: bool = True) -> tuple[str, str]:
+    """(inputs, targets) of one training record, as the xP3 builds rendered it (truncating).
+
+    Raises SkippedExample (with the reason to count) when the example yields nothing, and
+    TemplateError for what is the template's fault: more than one target, Jinja's sandbox refusing
+    it, a syntax error.
+    """
+    self._prompt_template  # pylint: disable=pointless-statement  (compile errors are fatal)
+    try:
+      inputs, targets = self.apply(without_hyphens(example), strip_connection=strip_connection)
+    except TemplateError as e:
+      cause = e.__context__ if e.__context__ is not None else e
+      if isinstance(cause, jinja2.sandbox.SecurityError):
+        raise
+      raise SkippedExample("no input/target split" if "rendered no" in str(e)
+                           else f"raised {type(cause).__name__}") from None
+    except _EXAMPLE_ERRORS as e:
+      raise SkippedExample(f"raised {type(e).__name__}") from None
+    if len(targets) > 1:
+      raise TemplateError(f"{self.source}: template {self.name!r} rendered {len(targets)} "
+                          f"targets (one {SEPARATOR!r} too many): {targets!r}")
+    if not inputs or not targets or not targets[0]:
+      raise SkippedExample("empty")
+    return inputs, targets[0]
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built
