@@ -1,0 +1,162 @@
+"""The builder (python -m xp3_tasks.build) on raw fixtures in their Hugging Face schemas
+(tests/data/xp3_raw): the files it writes are rows of the release's file list, in the release's
+form; a seed gives byte-identical files; reruns skip finished files; DirectRunner with several
+worker processes; the output registers as tasks and a mixture streams from it."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import seqio
+
+import mixtures
+from conftest import SHARED
+from xp3_tasks import manifest
+from xp3_tasks import metadata
+from xp3_tasks import promptsource_templates as pt
+from xp3_tasks import tasks
+from xp3_tasks import vocab
+from xp3_tasks.build import pipeline
+from xp3_tasks.build import unit as unit_lib
+
+RAW = pathlib.Path(__file__).parent / "data" / "xp3_raw"
+PROMPTS = SHARED / "promptsource"
+RELEASE = SHARED / "xp3" / "release_files.tsv"
+FIXTURE_DATASETS = ("paws-x", "xquad", "mlqa", "facebook/flores", "GEM/xlsum", "Muennighoff/mbpp")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _need_shared():
+  if not (PROMPTS / "tr13").is_dir() or not RELEASE.is_file():
+    pytest.skip("../shared (promptsource templates, release_files.tsv) is not beside the checkout")
+
+
+def _options(collection, output, templates="tr13/templates", **kw):
+  return pipeline.Options(collection=collection, datasets=kw.pop("datasets", FIXTURE_DATASETS),
+                          raw_data_dir=str(RAW), templates_dir=str(PROMPTS / templates),
+                          output_dir=str(output), **kw)
+
+
+def _release(collection):
+  rows = set()
+  with open(RELEASE, encoding="utf-8") as f:
+    for line in f:
+      parts = line.split("\t")
+      if parts[0] == collection:
+        rows.add((parts[1], parts[2]))
+  return rows
+
+
+def _written(root):
+  return sorted(str(p.relative_to(root)) for p in pathlib.Path(root).glob("*/*.jsonl"))
+
+
+def test_plan_and_selection(tmp_path):
+  _need_shared()
+  units, missing = pipeline.plan(_options("xp3", tmp_path))
+  assert {u.dataset for u in units} == set(FIXTURE_DATASETS)
+  # Configs without raw data are listed once per dataset, never fatal.
+  assert any(m.startswith("paws-x: missing, skipped: en (no raw data)") for m in missing)
+  flores = [u for u in units if u.dataset == "facebook/flores"]
+  assert {u.language for u in flores} == {"as"} and {u.split for u in flores} == {"dev", "devtest"}
+  mbpp = [u for u in units if u.dataset == "Muennighoff/mbpp"]
+  assert mbpp and not any(u.strip_connection for u in mbpp)
+  # Selections on 3 records with a cap of 2: seeded, and each keeps what it says.
+  unit = next(u for u in units if u.dataset == "paws-x" and u.split == "train"
+              and u.template == "paraphrase-task")
+  records = unit_lib._prepared(unit)  # pylint: disable=protected-access
+  template = pt.load_templates(unit.templates_file)[unit.template]
+  picks = {}
+  for selection in unit_lib.SELECTIONS:
+    u = unit_lib.Unit(**{**unit.__dict__, "selection": selection, "cap": 2})
+    picks[selection], skipped = unit_lib.select(u, records, template)
+    assert len(picks[selection]) == 2
+    assert unit_lib.select(u, records, template)[0] == picks[selection]  # seeded
+  assert [p[0] for p in picks["as_released"]] == sorted(p[0] for p in picks["as_released"])
+  lengths = sorted(len(template.training_pair(r)[0]) for r in records if r["label"] == 1)
+  assert len(records) == 3 and len(lengths) == 2 and skipped == {"empty": 1}  # label 0: no text
+  assert [len(p[0]) for p in picks["shortest"]] == lengths[:2]
+
+
+def _build(collection, output, templates="tr13/templates", **kw):
+  report = pipeline.run(_options(collection, output, templates, **kw), ["--runner=DirectRunner"])
+  return report
+
+
+@pytest.mark.slow
+def test_build_writes_the_releases_files_and_trains(tmp_path):
+  _need_shared()
+  # Several worker processes, through the command line.
+  out = tmp_path / "xP3"
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  subprocess.run(
+      [sys.executable, "-m", "xp3_tasks.build", "--collection=xp3",
+       "--datasets=" + ",".join(FIXTURE_DATASETS), f"--raw_data_dir={RAW}",
+       f"--templates_dir={PROMPTS / 'tr13' / 'templates'}", f"--output_dir={out}", "--seed=3",
+       "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+      check=True, env=env, cwd=ROOT, timeout=300)
+  written = _written(out)
+  prompt_files = [p for p in written if not os.path.basename(p).startswith("merged_")]
+  assert len(prompt_files) == 89
+  release = _release("xp3")
+  assert {tuple(p.split("/")) for p in written} <= release
+  assert {p.split("/")[0] for p in written} == {"ar", "as", "code", "es", "vi", "yo"}
+  for path in prompt_files:  # the release's records: inputs/targets, UTF-8 unescaped
+    text = (out / path).read_text(encoding="utf-8")
+    assert "\\u" not in text
+    assert all(set(json.loads(line)) == {"inputs", "targets"} for line in text.splitlines())
+  report = json.loads((out / pipeline.REPORT_NAME).read_text(encoding="utf-8"))
+  empty = [u for u in report["units"] if u["status"] == "empty"]
+  # xlsum's xp3long* need longer articles; paws-x's paraphrase-task writes only paraphrases
+  # (the fixture's test split has none): no file, as in the release, but counted.
+  assert {u["unit"].split("|")[4] for u in empty} == {"xp3longcontinue", "xp3longrest",
+                                                      "paraphrase-task"}
+  assert all(u["skipped"] for u in empty)  # counted per template
+  merged = (out / "yo" / "merged_yo.jsonl").read_text(encoding="utf-8").splitlines()
+  assert len(merged) == len(set(merged)) and len(merged) < sum(
+      len((out / p).read_text(encoding="utf-8").splitlines()) for p in prompt_files
+      if p.startswith("yo/"))
+
+  # The same seed gives byte-identical files; a rerun skips every finished file.
+  again = tmp_path / "again"
+  _build("xp3", again, seed=3)
+  assert _written(again) == written
+  assert all((again / p).read_bytes() == (out / p).read_bytes() for p in written)
+  rerun = _build("xp3", out, seed=3)
+  assert {u["status"] for u in rerun["units"]} == {"exists", "empty"}
+
+  # The output trains through the task registry and mixtures with no further step.
+  names = tasks.register_collection("xp3built", str(out), str(out / manifest.MANIFEST_NAME),
+                                    vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH))
+  name = ""
+  try:
+    assert len(metadata.query(collection="xp3built")) > 30
+    name = mixtures.register_xp3_mixture("xp3built_mix", collection="xp3built")
+    ds = seqio.get_mixture_or_task(name).get_dataset({"inputs": 64, "targets": 32}, seed=0)
+    assert len(list(ds.take(8).as_numpy_iterator())) == 8
+  finally:
+    if name:
+      seqio.MixtureRegistry.remove(name)
+    for task_name in metadata.remove_collection("xp3built"):
+      seqio.TaskRegistry.remove(task_name)
+  assert names
+
+
+@pytest.mark.slow
+def test_xp3mt_and_xp3x_forms(tmp_path):
+  _need_shared()
+  _build("xp3mt", tmp_path / "mt", "templates", datasets=("paws-x", "GEM/xlsum"))
+  written = _written(tmp_path / "mt")
+  assert any("_esmt" in p for p in written)  # the dataset's own language's prompts
+  assert {tuple(p.split("/")) for p in written} <= _release("xp3mt")
+  _build("xp3x", tmp_path / "x", "xp3x/templates", datasets=("paws-x", "Muennighoff/mbpp"))
+  written = _written(tmp_path / "x")
+  assert {p.split("/")[0] for p in written} == {"spa_Latn", "python"}
+  name = "spa_Latn/xp3_paws_x_es_train_paraphrase_task.jsonl"
+  assert name in written
+  record = json.loads((tmp_path / "x" / name).read_text(encoding="utf-8").splitlines()[0])
+  assert {k: record[k] for k in ("language", "split", "template", "dataset", "config")} == {
+      "language": "spa_Latn", "split": "train", "template": "paraphrase-task",
+      "dataset": "paws-x", "config": "es"}
