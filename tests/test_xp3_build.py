@@ -160,3 +160,19 @@ def test_xp3mt_and_xp3x_forms(tmp_path):
   assert {k: record[k] for k in ("language", "split", "template", "dataset", "config")} == {
       "language": "spa_Latn", "split": "train", "template": "paraphrase-task",
       "dataset": "paws-x", "config": "es"}
+
+
+def test_launch_script_dry_run():
+  script = str(ROOT / "launch" / "build_xp3.sh")
+  out = subprocess.run([script, "--dry-run", "--bucket=b", "--project=p",
+                        "--templates-dir=gs://b/promptsource/templates", "--collection=xp3x"],
+                       check=True, capture_output=True, text=True).stdout.split()
+  assert out[:3] == ["python", "-m", "xp3_tasks.build"]
+  assert {"--collection=xp3x", "--raw_data_dir=gs://b/hf", "--output_dir=gs://b/xp3x",
+          "--runner=DataflowRunner", f"--setup_file={ROOT}/setup.py"} <= set(out)
+  local = subprocess.run([script, "--dry-run", "--runner=direct", "--num-workers=2",
+                          "--raw-data-dir=/r", "--templates-dir=/t", "--output-dir=/o"],
+                         check=True, capture_output=True, text=True).stdout.split()
+  assert {"--direct_num_workers=2", "--direct_running_mode=multi_processing"} <= set(local)
+  failed = subprocess.run([script, "--templates-dir=/t"], capture_output=True, text=True)
+  assert failed.returncode == 2 and "RAW_DATA_DIR is not set" in failed.stderr
