@@ -31,9 +31,10 @@ Jinja2, reproducing its semantics:
     builder to count per template; more than one target is an error naming the template (the
     release dropped such examples silently; a template that splits twice is a bug).
 
-promptsource's own filters (`highlight`, `choice`, `most_frequent`) appear in none of the paper's
-evaluation templates and are not provided: a template using one fails with Jinja's "no filter
-named" error, reported with its file and name.
+promptsource's own filters are provided as there: `highlight`, `most_frequent` and `choice`
+(training templates such as cnn_dailymail's and quoref's use it); `choice` draws from the
+generator a training render passes (`training_pair(..., rng=...)`, seeded per example by the
+builder) where promptsource used the unseeded `random.choice`.
 """
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ import functools
 import hashlib
 import os
 from typing import Any, Mapping
+
+import collections
+import random
 
 import jinja2
 import jinja2.sandbox
@@ -60,11 +64,29 @@ class TemplateError(ValueError):
   """A templates file, or a template applied to an example, that cannot be used; names both."""
 
 
+_RNG = "__xp3_rng__"  # the render's random generator, for `choice`
+
+
+@jinja2.pass_context
+def _choice(context: jinja2.runtime.Context, choices: Any) -> Any:
+  return (context.get(_RNG) or random).choice(choices)
+
+
+def _most_frequent(items: Any) -> list | None:
+  """The items that occur most often (promptsource's most_frequent)."""
+  if not items:
+    return None
+  counts = collections.Counter(items).most_common()
+  return [item for item, count in counts if count == counts[0][1]]
+
+
 def _environment() -> jinja2.Environment:
   # Templates are data from someone else (a fork, community prompts): the sandbox refuses
   # attribute access to Python internals (`''.__class__.__mro__`) with a SecurityError.
   env = jinja2.sandbox.SandboxedEnvironment(loader=jinja2.BaseLoader())
   env.globals["zip"] = zip
+  env.filters.update(choice=_choice, most_frequent=_most_frequent,
+                     highlight=lambda text: "<span style='color: #F08080'>" + text + "</span>")
   return env
 
 
@@ -142,14 +164,17 @@ class Template:
     return [_unmask(choice.strip()) for choice in rendered.split(SEPARATOR)]
 
   def apply(self, example: Mapping[str, Any], *, truncate: bool = True,
-            strip_connection: bool = True) -> tuple[str, list[str]]:
-    """(input, targets) for `example` (promptsource's Template.apply); ("", []) when blank."""
+            strip_connection: bool = True, rng: random.Random | None = None
+            ) -> tuple[str, list[str]]:
+    """(input, targets) for `example` (promptsource's Template.apply); ("", []) when blank.
+    `rng` serves the `choice` filter (default: the unseeded module generator, as there)."""
     if "answer_choices" in example:
       raise TemplateError(f"{self.source}: template {self.name!r}: the example has a field "
                           "'answer_choices', which the template reserves")
     variables = _mask(example)
     variables["answer_choices"] = (None if self.answer_choices is None
                                    else self.choices(example))
+    variables[_RNG] = rng
     template = self._prompt_template if truncate else self._untruncated_template
     parts = [_unmask(p) for p in self._render(template, variables).split(SEPARATOR)]
     if strip_connection:
@@ -174,8 +199,8 @@ class Template:
                           f"of the answer choices {choices!r}")
     return text, choices, choices.index(targets[0])
 
-  def training_pair(self, example: Mapping[str, Any], *,
-                    strip_connection: bool = True) -> tuple[str, str]:
+  def training_pair(self, example: Mapping[str, Any], *, strip_connection: bool = True,
+                    rng: random.Random | None = None) -> tuple[str, str]:
     """(inputs, targets) of one training record, as the xP3 builds rendered it (truncating).
 
     Raises SkippedExample (with the reason to count) when the example yields nothing, and
@@ -184,7 +209,8 @@ class Template:
     """
     self._prompt_template  # pylint: disable=pointless-statement  (compile errors are fatal)
     try:
-      inputs, targets = self.apply(without_hyphens(example), strip_connection=strip_connection)
+      inputs, targets = self.apply(without_hyphens(example), strip_connection=strip_connection,
+                                   rng=rng)
     except TemplateError as e:
       cause = e.__context__ if e.__context__ is not None else e
       if isinstance(cause, jinja2.sandbox.SecurityError):
