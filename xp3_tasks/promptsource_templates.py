@@ -247,8 +247,13 @@ def templates_path(directory: str, collection: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def load_templates(path: str) -> dict[str, Template]:
-  """Template name -> Template of one promptsource templates.yaml; errors name the file."""
+def load_templates(path: str, last_of_a_name: bool = False) -> dict[str, Template]:
+  """Template name -> Template of one promptsource templates.yaml; errors name the file.
+
+  Two templates of one name are an error, unless `last_of_a_name`: then the later one wins, as
+  promptsource's `DatasetTemplates[name]` resolves it (the training builds relied on that:
+  codeparrot/apps has two 'abovesol').
+  """
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       data = yaml.load(f.read().decode("utf-8"), Loader=_Loader)  # noqa: S506 (SafeLoader)
@@ -270,7 +275,7 @@ def load_templates(path: str) -> dict[str, Template]:
     if choices is not None and not isinstance(choices, str):
       raise TemplateError(f"{path}: template {name!r}: answer_choices must be a string, got "
                           f"{choices!r}")
-    if name in out:
+    if name in out and not last_of_a_name:
       raise TemplateError(f"{path}: two templates are named {name!r}")
     out[name] = Template(name, str(node.get("id", key)), jinja, choices, path)
   return out
