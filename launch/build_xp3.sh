@@ -33,28 +33,17 @@ REPO_ROOT="$(cd "${SCRIPT_DIR}/.." && pwd)"
 # shellcheck source=launch/lib.sh
 source "${SCRIPT_DIR}/lib.sh"
 
+FLAGS=(COLLECTION DATASETS RAW_DATA_DIR TEMPLATES_DIR OUTPUT_DIR SEED SELECTION RUNNER PROJECT
+  REGION BUCKET TEMP_LOCATION STAGING_LOCATION JOB_NAME MAX_NUM_WORKERS MACHINE_TYPE NUM_WORKERS)
 EXTRA=()
-while (($#)); do
-  case "$1" in
+for ((i = 1; i <= $#; i++)); do
+  arg="${!i}"
+  case "${arg}" in
     --dry-run) DRY_RUN=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    --) shift; EXTRA=("$@"); break ;;
-    --*=*)
-      name="${1%%=*}"
-      name="${name#--}"
-      name="${name^^}"
-      name="${name//-/_}"
-      case "${name}" in
-        COLLECTION | DATASETS | RAW_DATA_DIR | TEMPLATES_DIR | OUTPUT_DIR | SEED | SELECTION | \
-          RUNNER | PROJECT | REGION | BUCKET | TEMP_LOCATION | STAGING_LOCATION | JOB_NAME | \
-          MAX_NUM_WORKERS | MACHINE_TYPE | NUM_WORKERS)
-          printf -v "${name}" '%s' "${1#*=}" ;;
-        *) die "unknown flag $1 (see --help)" ;;
-      esac
-      ;;
-    *) die "unknown argument $1 (see --help)" ;;
+    --) EXTRA=("${@:i+1}"); break ;;
+    *) set_flag "${arg}" "${FLAGS[@]}" ;;
   esac
-  shift
 done
 
 COLLECTION="${COLLECTION:-xp3}"

@@ -64,3 +64,17 @@ safe_value() {
     die "${name}=${value}: spaces, quotes, \$, backquotes and backslashes are not allowed"
   fi
 }
+
+# set_flag ARG NAME...: for ARG `--some-name=VALUE`, sets variable SOME_NAME to VALUE when it is
+# one of the NAMEs; anything else is an error naming the flag.
+set_flag() {
+  local arg="$1" name
+  shift
+  [[ "${arg}" == --*=* ]] || die "unknown argument ${arg} (see --help)"
+  name="${arg%%=*}"
+  name="${name#--}"
+  name="${name^^}"
+  name="${name//-/_}"
+  [[ " $* " == *" ${name} "* ]] || die "unknown flag ${arg%%=*} (see --help)"
+  printf -v "${name}" '%s' "${arg#*=}"
+}
