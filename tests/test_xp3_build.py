@@ -176,3 +176,50 @@ def test_launch_script_dry_run():
   assert {"--direct_num_workers=2", "--direct_running_mode=multi_processing"} <= set(local)
   failed = subprocess.run([script, "--templates-dir=/t"], capture_output=True, text=True)
   assert failed.returncode == 2 and "RAW_DATA_DIR is not set" in failed.stderr
+
+
+@pytest.mark.slow
+def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
+  """README "Adding a language": Amharic from GEM/xlsum's schema with prompts of its own, built,
+  mixed into `xp3` (the bundled sample) at a 20% language share, trained 3 steps of mt0_tiny."""
+  import gin  # pylint: disable=g-import-not-at-top
+  from test_train_cli import read_metrics, tiny_args  # pylint: disable=g-import-not-at-top
+  from xmtf.cli import train as train_cli  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import config, mixing, streams  # pylint: disable=g-import-not-at-top
+
+  new = pathlib.Path(__file__).parent / "data" / "xp3_new_language"
+  out = tmp_path / "xP3am"
+  report = pipeline.run(pipeline.Options(
+      collection="xp3", datasets=("GEM/xlsum",), raw_data_dir=str(new / "raw"),
+      templates_dir=str(new / "templates"), output_dir=str(out),
+      datasets_file=str(new / "datasets.yaml")), ["--runner=DirectRunner"])
+  assert report["missing"] == ["GEM/xlsum: missing, skipped: amharic/test"]
+  assert _written(out) == ["am/merged_am.jsonl",
+                           "am/xp3_GEM_xlsum_amharic_train_summarize_am.jsonl",
+                           "am/xp3_GEM_xlsum_amharic_train_title_am.jsonl",
+                           "am/xp3_GEM_xlsum_amharic_validation_summarize_am.jsonl",
+                           "am/xp3_GEM_xlsum_amharic_validation_title_am.jsonl"]
+  tasks.register_collection("xp3am", str(out), str(out / manifest.MANIFEST_NAME),
+                            vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH))
+  share = 0.2
+  rates = {n: r * (1 - share) for n, r in mixing.task_rates(
+      metadata.query(collection="xp3")).items()}
+  rates.update({n: r * share for n, r in mixing.task_rates(
+      metadata.query(collection="xp3am"), by_language=False).items()})
+  seqio.MixtureRegistry.add("xp3_with_am", sorted(rates.items()),
+                            mixture_cls=streams.StreamingMixture,
+                            shuffle_buffer_size=config.resolve().shuffle_buffer_size)
+  monkeypatch.chdir(ROOT)
+  try:
+    assert mixing.language_proportions(rates)["am"] == pytest.approx(share)
+    model_dir = str(tmp_path / "run")
+    train_cli.main(tiny_args(model_dir, "--gin.TRAIN_STEPS=3", "--gin.EVAL_PERIOD=0",
+                             "--gin.MIXTURE_OR_TASK_NAME='xp3_with_am'"))
+    last = read_metrics(model_dir)[-1]
+    assert last["step"] == 3 and last["loss"] > 0
+  finally:
+    with gin.unlock_config():
+      gin.clear_config()
+    seqio.MixtureRegistry.remove("xp3_with_am")
+    for task_name in metadata.remove_collection("xp3am"):
+      seqio.TaskRegistry.remove(task_name)
