@@ -223,3 +223,37 @@ def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
     seqio.MixtureRegistry.remove("xp3_with_am")
     for task_name in metadata.remove_collection("xp3am"):
       seqio.TaskRegistry.remove(task_name)
+
+
+def test_parquet_shards_and_malformed_records(tmp_path):
+  """The hub's parquet shard layout reads like JSON lines; a bad record names file and line."""
+  _need_shared()
+  import pyarrow  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+
+  lines = (RAW / "paws-x" / "es" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+  raw = tmp_path / "raw" / "paws-x" / "es"
+  raw.mkdir(parents=True)
+  pq.write_table(pyarrow.Table.from_pylist([json.loads(line) for line in lines]),
+                 raw / "train-00000-of-00001.parquet")
+  options = _options("xp3", tmp_path / "out", datasets=("paws-x",))
+  parquet_options = pipeline.Options(**{**options.__dict__, "raw_data_dir": str(tmp_path / "raw")})
+  units, _ = pipeline.plan(parquet_options)
+  unit = next(u for u in units if u.template == "Concatenation")
+  assert unit.raw_files[0].endswith("train-00000-of-00001.parquet")
+  summary = unit_lib.run(unit)
+  assert (summary["status"], summary["records"], summary["kept"]) == ("written", 3, 3)
+  expected = next(u for u in pipeline.plan(options)[0] if u.output == unit.output
+                  and u.split == "train" and u.template == "Concatenation")
+  jsonl = unit_lib.run(unit_lib.Unit(**{**expected.__dict__,
+                                       "output": str(tmp_path / "jsonl.jsonl")}))
+  assert jsonl["kept"] == 3
+  assert (tmp_path / "jsonl.jsonl").read_bytes() == pathlib.Path(unit.output).read_bytes()
+  assert unit_lib.run(unit)["status"] == "exists"
+  bad = tmp_path / "bad" / "paws-x" / "es"
+  bad.mkdir(parents=True)
+  (bad / "train.jsonl").write_text(lines[0] + "\n{not json\n", encoding="utf-8")
+  broken = unit_lib.Unit(**{**unit.__dict__, "raw_files": (str(bad / "train.jsonl"),),
+                            "output": str(tmp_path / "bad.jsonl")})
+  with pytest.raises(unit_lib.RawDataError, match=r"bad/paws-x/es/train\.jsonl:2: malformed"):
+    unit_lib.run(broken)
