@@ -3,7 +3,7 @@ imported for tests, and the release's per-example rendering around it.
 
 `promptsource/templates.py` imports pandas and setuptools' pkg_resources at module level for its
 TemplateCollection (dataset listings), which `Template.apply` never touches; where the test
-environment lacks them, empty stand-ins are registered before the import so the real
+environment lacks them, empty stand-ins are registered for the import only, so the real
 `Template.apply` runs unmodified.
 """
 import sys
@@ -22,15 +22,21 @@ def templates_module():
   if not (REF / "promptsource" / "templates.py").is_file():
     pytest.skip(f"promptsource's renderer not found at {REF} (../shared is not beside the "
                 "checkout)")
+  stand_ins = []
   for name, attributes in (("pandas", {}),
                            ("pkg_resources", {"resource_filename": lambda *a: str(REF)})):
     try:
       __import__(name)
     except ImportError:
       sys.modules[name] = types.SimpleNamespace(**attributes)
+      stand_ins.append(name)
   if str(REF) not in sys.path:
     sys.path.insert(0, str(REF))
-  from promptsource import templates  # pylint: disable=import-error,g-import-not-at-top
+  try:
+    from promptsource import templates  # pylint: disable=import-error,g-import-not-at-top
+  finally:  # other code (pyarrow) probes for pandas: the stand-ins leave with the import
+    for name in stand_ins:
+      del sys.modules[name]
   return templates
 
 
