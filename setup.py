@@ -51,7 +51,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["xmtf", "xmtf.*", "xp3_tasks", "xp3_tasks.*"]),
     py_modules=["mixtures"],
     include_package_data=True,
-    package_data={"xp3_tasks": ["data/**/*"], "xp3_tasks.build": ["datasets.yaml"]},
+    package_data={"xp3_tasks": ["data/**/*", "data/datasets.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

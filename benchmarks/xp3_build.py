@@ -1,5 +1,5 @@
 r"""Measures the xP3 builder (`python -m xp3_tasks.build`) on synthetic raw data of the release's
-shape: every xP3 dataset and config of xp3_tasks/build/datasets.yaml, a few records a split.
+shape: every xP3 dataset and config of xp3_tasks/data/datasets.yaml, a few records a split.
 
 Why synthetic: the raw datasets are hundreds of gigabytes and not reachable here. Records are
 made from the fields the dataset's own prompts read (jinja2.meta on its templates.yaml, with the
@@ -25,7 +25,7 @@ import jinja2
 import jinja2.meta
 
 from xp3_tasks import promptsource_templates as pt
-from xp3_tasks.build import spec as spec_lib
+from xp3_tasks import dataset_list as spec_lib
 from xp3_tasks.build import unit as unit_lib
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",

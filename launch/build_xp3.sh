@@ -6,7 +6,7 @@
 #
 # Configuration: environment variables, or the flag of the same name in lower case with dashes:
 #   COLLECTION        xp3 (default), xp3mt or xp3x
-#   DATASETS          comma-separated Hugging Face names of xp3_tasks/build/datasets.yaml, or all
+#   DATASETS          comma-separated Hugging Face names of xp3_tasks/data/datasets.yaml, or all
 #                     (default)
 #   RAW_DATA_DIR      raw datasets, <dataset>/<config>/<split> in a hub layout (parquet or jsonl)
 #   TEMPLATES_DIR     a promptsource templates/ folder (tr13 for xp3, xp3mt's for xp3mt, ...)

@@ -1,4 +1,4 @@
-"""The dataset list (xp3_tasks/build/datasets.yaml) against the release's own file list
+"""The dataset list (xp3_tasks/data/datasets.yaml) against the release's own file list
 (../shared/xp3/release_files.tsv): every per-prompt file of xP3 and xP3mt is planned by the list,
 under the same name, in the same language folder, from the same prompt folder, and every
 (dataset, config) the list plans for xP3 is one of the release's."""
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SHARED
 from xp3_tasks import catalog
-from xp3_tasks.build import spec
+from xp3_tasks import dataset_list as spec
 
 RELEASE = SHARED / "xp3" / "release_files.tsv"
 

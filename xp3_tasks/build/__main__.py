@@ -19,7 +19,7 @@ import logging
 from typing import Sequence
 
 from xp3_tasks.build import pipeline
-from xp3_tasks.build import spec
+from xp3_tasks import dataset_list as spec
 from xp3_tasks.build import unit
 
 
@@ -37,7 +37,7 @@ def parse(argv: Sequence[str] | None) -> tuple[pipeline.Options, list[str]]:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--selection", default="as_released", choices=unit.SELECTIONS)
   parser.add_argument("--datasets_file", default=spec.DATASETS_YAML,
-                      help="the dataset list (default: xp3_tasks/build/datasets.yaml)")
+                      help="the dataset list (default: xp3_tasks/data/datasets.yaml)")
   args, beam_args = parser.parse_known_args(argv)
   if not any(a.startswith("--runner") for a in beam_args):
     beam_args.append("--runner=DirectRunner")

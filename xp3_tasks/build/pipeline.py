@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 from xmtf import fileio
 from xp3_tasks import promptsource_templates as pt
-from xp3_tasks.build import spec as spec_lib
+from xp3_tasks import dataset_list as spec_lib
 from xp3_tasks.build import unit as unit_lib
 
 REPORT_NAME = "build_report.json"

@@ -24,17 +24,13 @@ import random
 import uuid
 from typing import Any, Iterator
 
-from xmtf import fileio
+from xp3_tasks import dataset_list as spec_lib
 from xp3_tasks import promptsource_templates as pt
-from xp3_tasks.build import spec as spec_lib
-from xp3_tasks.build import transforms
+from xp3_tasks import raw_records
+from xp3_tasks.raw_records import RawDataError  # noqa: F401  (re-exported: the build's error)
 
 SELECTIONS = ("as_released", "shortest", "random")
 XP3X_FIELDS = ("language", "split", "template", "dataset", "config")
-
-
-class RawDataError(ValueError):
-  """A raw record that cannot be read; names its file and row."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,31 +57,14 @@ class Unit:
 
   @property
   def key(self) -> str:
-    return "|".join(str(p) for p in (self.collection, self.dataset, self.config, self.split,
-                                      self.template))
-
-
-def _records(unit: Unit) -> Iterator[dict]:
-  for path in unit.raw_files:
-    for _, record in fileio.read_records(path, RawDataError):
-      yield record
+    return raw_records.unit_key(self.collection, self.dataset, self.config, self.split,
+                                self.template)
 
 
 def _prepared(unit: Unit) -> list[dict]:
-  records: Any = _records(unit)
-  transform = transforms.get(unit.transform)
-  if transform is not None:
-    names = spec_lib.language_names(unit.datasets_file)
-
-    def language_name(code: str) -> str:
-      if code not in names:
-        raise RawDataError(f"{unit.key}: no language name for {code!r} (datasets.yaml "
-                           "language_names)")
-      return names[code]
-
-    records = transform(records, transforms.Context(unit.config, f"{unit.seed}|{unit.key}",
-                                                    language_name))
-  records = list(records)
+  records = list(raw_records.prepare(raw_records.read(unit.raw_files), unit.transform,
+                                     unit.config, f"{unit.seed}|{unit.key}",
+                                     unit.datasets_file))
   if unit.sort_by:
     missing = [i for i, r in enumerate(records) if not isinstance(r.get(unit.sort_by),
                                                                   (int, float))]
@@ -103,10 +82,9 @@ def select(unit: Unit, records: list[dict], template: pt.Template
   skipped: collections.Counter = collections.Counter()
 
   def render(index: int) -> tuple[str, str] | None:
-    rng = random.Random(f"{unit.seed}|{unit.key}|{index}")  # for the `choice` filter
     try:
-      return template.training_pair(records[index], strip_connection=unit.strip_connection,
-                                    rng=rng)
+      return raw_records.render(template, records[index], f"{unit.seed}|{unit.key}", index,
+                                unit.strip_connection)
     except pt.SkippedExample as e:
       skipped[e.reason] += 1
       return None

@@ -1,9 +1,11 @@
-"""The dataset list (datasets.yaml) read and expanded: configs, splits, prompt folders, language
+"""The dataset list (data/datasets.yaml) read and expanded: configs, splits, prompt folders, language
 folders, skip rules and file names of one collection.
 
 Why data, not code: the authors' lists lived inside one-off scripts (prepare_xp3_train.py,
 create_xp3x.py); here a collection is a table a user can read, diff and extend (a new language is
-a new entry). This module only interprets the table; datasets.yaml documents its fields.
+a new entry). This module only interprets the table; datasets.yaml documents its fields. Read by
+the build (xp3_tasks/build) and the templated tasks (templated_tasks.py), so neither imports the
+other.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 COLLECTIONS = ("xp3", "xp3mt", "xp3x")
-DATASETS_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets.yaml")
+DATASETS_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "datasets.yaml")
 INVERTED = "-inverted"
 _FIELDS = {"dataset", "collections", "configs", "skip_configs", "known_languages_only",
            "inverted", "splits", "drop_splits", "prompts", "language", "skip", "transform", "code",

@@ -1,6 +1,7 @@
-"""Named preparations of raw records before templating (datasets.yaml `transform:`).
+"""Raw records prepared and rendered with a template: what the build (xp3_tasks/build) writes to
+files and the templated tasks (templated_tasks.py) render on the fly, so both give one text.
 
-Why: some prompts need fields the raw data lacks (language names for translation and
+Named preparations of raw records before templating (datasets.yaml `transform:`). Why: some prompts need fields the raw data lacks (language names for translation and
 cross-lingual summarisation prompts, one solution of an APPS problem, xlcost's code
 de-tokenised); the authors' scripts added them with `datasets.map`. Each transform is a generator
 over one split's records, deterministic given the unit's seed (APPS picks its solution with a
@@ -13,7 +14,15 @@ import json
 import random
 from typing import Callable, Iterable, Iterator
 
+from xmtf import fileio
+from xp3_tasks import dataset_list
+from xp3_tasks import promptsource_templates as pt
+
 Records = Iterable[dict]
+
+
+class RawDataError(ValueError):
+  """A raw record that cannot be read or prepared; names its file and row (or its unit)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,3 +128,40 @@ def get(name: str | None) -> Callable[[Records, Context], Iterator[dict]] | None
   if name not in TRANSFORMS:
     raise ValueError(f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}")
   return TRANSFORMS[name]
+
+
+def unit_key(collection: str, dataset: str, config: str | None, split: str, template: str) -> str:
+  """The identity of one (dataset, config, split, template): seeds its shuffles and renders."""
+  return "|".join(str(p) for p in (collection, dataset, config, split, template))
+
+
+def read(files: Iterable[str]) -> Iterator[dict]:
+  """The records of one split's files, shards in order."""
+  for path in files:
+    for _, record in fileio.read_records(path, RawDataError):
+      yield record
+
+
+def prepare(records: Records, transform: str | None, config: str | None, seed: str,
+            datasets_file: str) -> Records:
+  """`records` through the named transform (None: as they are); `seed` = `<seed>|<unit key>`."""
+  function = get(transform)
+  if function is None:
+    return records
+  names = dataset_list.language_names(datasets_file)
+
+  def language_name(code: str) -> str:
+    if code not in names:
+      raise RawDataError(f"{seed}: no language name for {code!r} ({datasets_file} "
+                         "language_names)")
+    return names[code]
+
+  return function(records, Context(config, seed, language_name))
+
+
+def render(template: pt.Template, record: dict, seed: str, index: int,
+           strip_connection: bool) -> tuple[str, str]:
+  """(inputs, targets) of the `index`-th prepared record; the `choice` filter draws from a
+  generator seeded by (`seed`, index). Raises pt.SkippedExample as training_pair does."""
+  return template.training_pair(record, strip_connection=strip_connection,
+                                rng=random.Random(f"{seed}|{index}"))
