@@ -13,3 +13,6 @@ from xp3_tasks.metadata import query  # noqa: F401
 REGISTERED = tasks.register_all()
 
 from xp3_tasks import eval_tasks  # noqa: E402,F401  (registers the evaluation tasks)
+from xp3_tasks import templated_tasks  # noqa: E402  (raw data + templates, when configured)
+
+REGISTERED.update(templated_tasks.register_from_settings())

@@ -31,6 +31,16 @@ with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (
                     than its examples) where a task or a cached mixture is read through seqio.
 
 A root set to "" or "none" registers nothing for that collection.
+
+Templated tasks on the fly (templated_tasks.py; no build, no files):
+
+  XP3_RAW_DATA_ROOT       raw Hugging Face datasets (`<dataset>/<config>/<split>...`, as
+                          `python -m xp3_tasks.build --raw_data_dir`); unset: nothing registered
+                          and nothing read. Set, its tasks replace XP3_RAW_COLLECTION's files.
+  XP3_RAW_TEMPLATES_DIR   promptsource `templates/` folder (required with the root)
+  XP3_RAW_COLLECTION      xp3 (default), xp3mt or xp3x: the names, languages and prompt folders
+  XP3_RAW_DATASETS        comma-separated datasets of the list, or `all` (default)
+  XP3_RAW_DATASETS_FILE   the dataset list (default: xp3_tasks/data/datasets.yaml)
 """
 import dataclasses
 import os
@@ -85,6 +95,17 @@ class Settings:
   skip_invalid: bool
   shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE
   inputs_eos: bool = False
+  raw: "RawSettings | None" = None    # templated tasks on the fly (None: not configured)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawSettings:
+  """Where templated tasks read raw data and templates (see the module docstring)."""
+  data_root: str
+  templates_dir: str
+  collection: str = "xp3"
+  datasets: tuple[str, ...] = ("all",)
+  datasets_file: str | None = None    # None: the bundled list
 
 
 def _manifest_path(root: str) -> str:
@@ -100,12 +121,32 @@ def _flag(name: str) -> bool:
   return value in ("true", "1", "yes")
 
 
+def _raw() -> RawSettings | None:
+  """The templated tasks' settings; None when XP3_RAW_DATA_ROOT is unset (nothing is read)."""
+  root = setting("XP3_RAW_DATA_ROOT")
+  if root is None or root.strip().lower() in ("", "none"):
+    return None
+  templates = setting("XP3_RAW_TEMPLATES_DIR")
+  if not templates:
+    raise ValueError(f"XP3_RAW_DATA_ROOT={root!r} needs XP3_RAW_TEMPLATES_DIR (promptsource's "
+                     "templates/ folder)")
+  collection = setting("XP3_RAW_COLLECTION", "xp3")
+  if collection not in COLLECTIONS:
+    raise ValueError(f"XP3_RAW_COLLECTION={collection!r}: expected one of "
+                     f"{', '.join(COLLECTIONS)}")
+  datasets = tuple(d.strip() for d in setting("XP3_RAW_DATASETS", "all").split(",") if d.strip())
+  return RawSettings(root, templates, collection, datasets, setting("XP3_RAW_DATASETS_FILE"))
+
+
 def resolve() -> Settings:
   """The current settings (see the module docstring for the lookup order)."""
   roots, manifests = {}, {}
+  raw = _raw()
   for collection in COLLECTIONS:
     upper = collection.upper()
     root = setting(f"{upper}_DATA_ROOT", SAMPLE_ROOTS[collection])
+    if raw and raw.collection == collection:
+      root = None  # the templated tasks take this collection's names
     roots[collection] = None if root is None or root.strip().lower() in ("", "none") else root
     manifests[collection] = ((setting(f"{upper}_MANIFEST") or _manifest_path(root))
                              if roots[collection] else None)
@@ -117,4 +158,4 @@ def resolve() -> Settings:
   return Settings(roots=roots, manifests=manifests,
                   vocab_path=setting("XP3_VOCAB_PATH", default_vocab),
                   skip_invalid=_flag("XP3_SKIP_INVALID"), shuffle_buffer_size=int(buffer),
-                  inputs_eos=_flag("XP3_INPUTS_EOS"))
+                  inputs_eos=_flag("XP3_INPUTS_EOS"), raw=raw)

@@ -17,6 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from xmtf import fileio
+from xp3_tasks import promptsource_templates as pt
+
 COLLECTIONS = ("xp3", "xp3mt", "xp3x")
 DATASETS_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "datasets.yaml")
 INVERTED = "-inverted"
@@ -186,6 +189,12 @@ class Spec:
     return [f"{a}{separator}{b}" for a in codes for b in codes if a != b]
 
 
+def strips_connection(entry: Entry, collection: str) -> bool:
+  """promptsource's strip_connection: the release kept the connection for its `code` folder only
+  (xP3x's code went to `python` etc. and was stripped)."""
+  return not (entry.is_code() and collection != "xp3x")
+
+
 def file_name(collection: str, dataset: str, config: str | None, split: str,
               template: str) -> str:
   """The release's file name: `/` and spaces become `_`; xP3x also maps `-` to `_`."""
@@ -234,3 +243,60 @@ def language_names(path: str = DATASETS_YAML) -> dict[str, str]:
     if folder in spec.language_names:
       names.setdefault(code, spec.language_names[folder])
   return names
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+  """One (dataset, config, split, template) found in the raw data with its prompts."""
+  entry: Entry
+  config: str | None
+  split: str
+  template: str
+  templates_file: str     # the templates.yaml holding `template`
+  language: str           # the language folder
+  raw_files: tuple[str, ...]
+
+
+def _config_folders(raw_dir: str, dataset: str) -> list[str]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  folder = fileio.join(raw_dir, dataset)
+  return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder)
+                if tf.io.gfile.isdir(fileio.join(folder, name.rstrip("/"))))
+
+
+def expand(spec: Spec, collection: str, datasets: Sequence[str], raw_data_dir: str,
+           templates_dir: str) -> tuple[list[Planned], list[str]]:
+  """Every (dataset, config, split, template) of `collection` that the raw data and the
+  templates have, and one line per dataset naming what was missing (skipped, never fatal)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  planned, missing = [], []
+  for entry in spec.select(collection, datasets):
+    if not tf.io.gfile.isdir(fileio.join(raw_data_dir, entry.dataset)):
+      missing.append(f"{entry.dataset}: no raw data, skipped")
+      continue
+    available = _config_folders(raw_data_dir, entry.dataset)
+    absent = []
+    for config in spec.configs(entry, collection, available):
+      raw_config = config.removesuffix(INVERTED) if config else None
+      if raw_config and raw_config not in available:
+        absent.append(f"{config} (no raw data)")
+        continue
+      templates_file = pt.templates_path(templates_dir, entry.prompt_folder(collection, config))
+      if not tf.io.gfile.exists(templates_file):
+        absent.append(f"{config}: prompts {templates_file}")
+        continue
+      templates = pt.load_templates(templates_file, last_of_a_name=True)
+      for split in entry.splits(collection, spec.drop_splits):
+        files = fileio.split_files(raw_data_dir, entry.dataset, raw_config, split)
+        if not files:
+          absent.append(f"{config}/{split}")
+          continue
+        for name in templates:
+          if not entry.skipped(collection, config, split, name):
+            planned.append(Planned(entry, config, split, name, templates_file,
+                                   spec.language(entry, collection, config, name), tuple(files)))
+    if absent:
+      missing.append(f"{entry.dataset}: missing, skipped: {', '.join(absent)}")
+  return planned, missing

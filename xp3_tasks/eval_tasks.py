@@ -361,6 +361,11 @@ class RankClassificationTask(seqio.Task):
   building a task's tf.data pipeline traces four functions, which costs more than rendering and
   tokenising its examples, and an evaluation reads every task (125 for the bundled samples)."""
 
+  def prompted_examples(self) -> Mapping[str, Sequence[Any]]:
+    """`inputs`, `choices`, `label`, `idx` and `example_index` of every example, rendered in
+    Python (a subclass renders other data: templated_tasks' held-in `_score_eval` tasks)."""
+    return _prompted_examples(TASK_INFOS[self.name], *_PROMPTS[self.name])
+
   def numpy_examples(self, sequence_length: Mapping[str, int] | None, split: str = EVAL_SPLIT
                      ) -> list[dict[str, Any]]:
     """What `get_dataset(sequence_length, split, shuffle=False)` yields, as numpy dicts: the
@@ -381,7 +386,7 @@ class RankClassificationTask(seqio.Task):
         cache[key, text] = np.asarray(ids[:limit] if limit else ids, np.int32)
       return cache[key, text]
 
-    examples = _prompted_examples(TASK_INFOS[self.name], *_PROMPTS[self.name])
+    examples = self.prompted_examples()
     rows = []
     for text, choices, label, uid, index in zip(examples["inputs"], examples["choices"],
                                                 examples["label"], examples["idx"],
@@ -396,9 +401,11 @@ class RankClassificationTask(seqio.Task):
     return rows
 
 
-def rank_classification_features() -> dict[str, seqio.Feature]:
-  """Inputs without EOS, targets (choices) with EOS: the paper's rank-classification protocol."""
-  vocabulary = vocab.get_vocabulary(config.resolve().vocab_path)  # the training tasks' vocabulary
+def rank_classification_features(vocabulary: seqio.Vocabulary | None = None
+                                  ) -> dict[str, seqio.Feature]:
+  """Inputs without EOS, targets (choices) with EOS: the paper's rank-classification protocol.
+  Default vocabulary: the training tasks'."""
+  vocabulary = vocabulary or vocab.get_vocabulary(config.resolve().vocab_path)
   return {"inputs": seqio.Feature(vocabulary, add_eos=False, required=True),
           "targets": seqio.Feature(vocabulary, add_eos=True)}
 

@@ -61,7 +61,7 @@ def _first_record(path: str) -> dict[str, Any]:
   return {}
 
 
-def _from_record(first: dict[str, Any]) -> catalog.FileName:
+def from_record(first: dict[str, Any]) -> catalog.FileName:
   """An xP3x file's parts from its first record (xP3x names replace `-` by `_`, so the name
   cannot be parsed against the catalog; the records say what they are)."""
   dataset_hf = str(first["dataset"])
@@ -91,7 +91,7 @@ def _describe(root: str, language: str, name: str, count: bool, validate: bool,
     extra = tuple(field for field in XP3X_FIELDS if field in first)
     if extra:
       metadata = {field: str(first[field]) for field in extra}
-    parsed = (_from_record(first) if len(extra) == len(XP3X_FIELDS)
+    parsed = (from_record(first) if len(extra) == len(XP3X_FIELDS)
               else catalog.parse_file_name(name))
   num_examples, num_skipped = (_count(path, validate, skip_invalid, extra) if count
                                else (None, 0))

@@ -19,8 +19,9 @@ carry the union of the tasks' extra (xP3x) fields, "" where a task's records lac
 The stream is a deterministic function of the seed (one generator, in order), so the trainer's
 resume-by-skipping (`xmtf.data.BatchIterator`) restores its position exactly.
 
-Only the on-the-fly training stream is built this way (`num_epochs=None`, not cached); a
-cached or finite read (`use_cached`, `num_epochs`) goes through seqio's per-task mixture.
+Only the on-the-fly training stream over files is built this way (`num_epochs=None`, not cached);
+a cached or finite read (`use_cached`, `num_epochs`), or a mixture of templated tasks
+(templated_tasks.py, no files), goes through seqio's per-task mixture.
 """
 from __future__ import annotations
 
@@ -199,6 +200,12 @@ class StreamingMixture(seqio.Mixture):
     super().__init__(name, tasks, default_rate=default_rate, **kwargs)
     self._stream_shuffle_buffer_size = shuffle_buffer_size
 
+  def _reads_files(self, split: str) -> bool:
+    """Whether every task with `split` reads xP3 files (templated tasks render raw data on the
+    fly, through seqio's per-task mixture)."""
+    return all(isinstance(task.source, sources.JsonlDataSource)
+               for task in self.tasks if split in task.splits)
+
   def _stream_task(self, split: str) -> seqio.Task:
     """An unregistered task over every task's `split` files, with their preprocessors."""
     tasks = [task for task in self.tasks if split in task.splits]
@@ -206,9 +213,6 @@ class StreamingMixture(seqio.Mixture):
       raise ValueError(f"no task of mixture {self.name!r} has a {split!r} split")
     first = tasks[0]
     for task in tasks:
-      if not isinstance(task.source, sources.JsonlDataSource):
-        raise TypeError(f"StreamingMixture {self.name!r}: task {task.name!r} does not read "
-                        "xP3 files (its source is not a JsonlDataSource)")
       if (list(task.preprocessors) != list(first.preprocessors)
           or task.source.skip_invalid != first.source.skip_invalid):
         raise ValueError(f"StreamingMixture {self.name!r}: tasks {first.name!r} and "
@@ -230,7 +234,7 @@ class StreamingMixture(seqio.Mixture):
                   passthrough_features: Sequence[str] | None = None,
                   trim_output_features: bool = True, **kwargs) -> tf.data.Dataset:
     """seqio's `Mixture.get_dataset`; the endless on-the-fly stream is read as one stream."""
-    if use_cached or num_epochs is not None:
+    if use_cached or num_epochs is not None or not self._reads_files(split):
       return super().get_dataset(
           sequence_length, split=split, use_cached=use_cached, shuffle=shuffle, seed=seed,
           shard_info=shard_info, num_epochs=num_epochs, copy_pretokenized=copy_pretokenized,

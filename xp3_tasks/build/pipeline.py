@@ -26,7 +26,6 @@ import tempfile
 from typing import Any, Iterable, Sequence
 
 from xmtf import fileio
-from xp3_tasks import promptsource_templates as pt
 from xp3_tasks import dataset_list as spec_lib
 from xp3_tasks.build import unit as unit_lib
 
@@ -46,68 +45,28 @@ class Options:
   datasets_file: str = spec_lib.DATASETS_YAML
 
 
-def _config_folders(raw_dir: str, dataset: str) -> list[str]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  folder = fileio.join(raw_dir, dataset)
-  if not tf.io.gfile.isdir(folder):
-    return []
-  return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder)
-                if tf.io.gfile.isdir(fileio.join(folder, name.rstrip("/"))))
-
-
 def plan(options: Options) -> tuple[list[unit_lib.Unit], list[str]]:
   """(the units, one line per dataset naming what was missing and skipped)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   if options.selection not in unit_lib.SELECTIONS:
     raise ValueError(f"--selection={options.selection!r}: expected one of "
                      f"{', '.join(unit_lib.SELECTIONS)}")
   spec = spec_lib.load(options.datasets_file)
   collection = options.collection
-  units, missing = [], []
-  for entry in spec.select(collection, options.datasets):
-    absent = []
-    available = _config_folders(options.raw_data_dir, entry.dataset)
-    if not tf.io.gfile.isdir(fileio.join(options.raw_data_dir, entry.dataset)):
-      missing.append(f"{entry.dataset}: no raw data, skipped")
-      continue
-    for config in spec.configs(entry, collection, available):
-      raw_config = config.removesuffix(spec_lib.INVERTED) if config else None
-      if raw_config and raw_config not in available:
-        absent.append(f"{config} (no raw data)")
-        continue
-      templates_file = pt.templates_path(options.templates_dir,
-                                         entry.prompt_folder(collection, config))
-      if not tf.io.gfile.exists(templates_file):
-        absent.append(f"{config}: prompts {templates_file}")
-        continue
-      templates = pt.load_templates(templates_file, last_of_a_name=True)
-      for split in entry.splits(collection, spec.drop_splits):
-        files = fileio.split_files(options.raw_data_dir, entry.dataset, raw_config, split)
-        if not files:
-          absent.append(f"{config}/{split}")
-          continue
-        for name in templates:
-          if entry.skipped(collection, config, split, name):
-            continue
-          language = spec.language(entry, collection, config, name)
-          cap = entry.raw.get("cap") or {}
-          units.append(unit_lib.Unit(
-              collection=collection, dataset=entry.dataset, config=config, split=split,
-              template=name, templates_file=templates_file, language=language,
-              raw_files=tuple(files),
-              output=fileio.join(options.output_dir, language, spec_lib.file_name(
-                  collection, entry.dataset, config, split, name)),
-              seed=options.seed, selection=options.selection, cap=spec.cap,
-              buffer=spec.buffer,
-              # The release kept the connection for its `code` folder only (xP3x's code went to
-              # `python` etc. and was stripped).
-              strip_connection=not (entry.is_code() and collection != "xp3x"),
-              transform=entry.get("transform", collection), sort_by=cap.get("sort_by"),
-              limit=cap.get("limit"), datasets_file=options.datasets_file))
-    if absent:
-      missing.append(f"{entry.dataset}: missing, skipped: {', '.join(absent)}")
+  planned, missing = spec_lib.expand(spec, collection, options.datasets, options.raw_data_dir,
+                                     options.templates_dir)
+  units = []
+  for p in planned:
+    cap = p.entry.raw.get("cap") or {}
+    units.append(unit_lib.Unit(
+        collection=collection, dataset=p.entry.dataset, config=p.config, split=p.split,
+        template=p.template, templates_file=p.templates_file, language=p.language,
+        raw_files=p.raw_files,
+        output=fileio.join(options.output_dir, p.language, spec_lib.file_name(
+            collection, p.entry.dataset, p.config, p.split, p.template)),
+        seed=options.seed, selection=options.selection, cap=spec.cap, buffer=spec.buffer,
+        strip_connection=spec_lib.strips_connection(p.entry, collection),
+        transform=p.entry.get("transform", collection), sort_by=cap.get("sort_by"),
+        limit=cap.get("limit"), datasets_file=options.datasets_file))
   duplicates = len(units) - len({u.output for u in units})
   if duplicates:
     raise spec_lib.SpecError(f"{duplicates} units would write the same file; check the list")
