@@ -181,11 +181,14 @@ def test_launch_script_dry_run():
 @pytest.mark.slow
 def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
   """README "Adding a language": Amharic from GEM/xlsum's schema with prompts of its own, built,
-  mixed into `xp3` (the bundled sample) at a 20% language share, trained 3 steps of mt0_tiny."""
+  mixed into `xp3` (the bundled sample) at a 20% language share, trained 3 steps of mt0_tiny,
+  its held-in validation (the `_score_eval` twin of its prompt with answer choices) scored."""
   import gin  # pylint: disable=g-import-not-at-top
   from test_train_cli import read_metrics, tiny_args  # pylint: disable=g-import-not-at-top
   from xmtf.cli import train as train_cli  # pylint: disable=g-import-not-at-top
+  from xmtf import checkpoints, evaluation  # pylint: disable=g-import-not-at-top
   from xp3_tasks import config, mixing, streams  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import templated_tasks  # pylint: disable=g-import-not-at-top
 
   new = pathlib.Path(__file__).parent / "data" / "xp3_new_language"
   out = tmp_path / "xP3am"
@@ -197,8 +200,10 @@ def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
   assert _written(out) == ["am/merged_am.jsonl",
                            "am/xp3_GEM_xlsum_amharic_train_summarize_am.jsonl",
                            "am/xp3_GEM_xlsum_amharic_train_title_am.jsonl",
+                           "am/xp3_GEM_xlsum_amharic_train_title_yes_no_am.jsonl",
                            "am/xp3_GEM_xlsum_amharic_validation_summarize_am.jsonl",
-                           "am/xp3_GEM_xlsum_amharic_validation_title_am.jsonl"]
+                           "am/xp3_GEM_xlsum_amharic_validation_title_am.jsonl",
+                           "am/xp3_GEM_xlsum_amharic_validation_title_yes_no_am.jsonl"]
   tasks.register_collection("xp3am", str(out), str(out / manifest.MANIFEST_NAME),
                             vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH))
   share = 0.2
@@ -217,11 +222,27 @@ def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
                              "--gin.MIXTURE_OR_TASK_NAME='xp3_with_am'"))
     last = read_metrics(model_dir)[-1]
     assert last["step"] == 3 and last["loss"] > 0
+    # Held-in validation: the prompt with answer choices scored on the validation split.
+    scored = templated_tasks.register(
+        "xp3", str(new / "raw"), str(new / "templates"),
+        vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH), datasets=("GEM/xlsum",),
+        datasets_file=str(new / "datasets.yaml"), registered_as="xp3am", training_tasks=False)
+    assert not scored and templated_tasks.score_tasks("xp3am") == [
+        "xp3am_am_gem_xlsum_amharic_title_yes_no_am_score_eval"]
+    assert "xp3am_am_gem_xlsum_amharic_title_yes_no_am" in seqio.TaskRegistry.names()
+    params, model_config = checkpoints.load_params(model_dir)
+    evaluator = evaluation.Evaluator(model_config, templated_tasks.score_tasks("xp3am")[0],
+                                     batch_size=4, feature_lengths={"inputs": 64, "targets": 8})
+    flat = evaluator.evaluate(3, evaluator.fns.place_params(params))
+    evaluator.close()
+    accuracy = flat["xp3am_am_gem_xlsum_amharic_title_yes_no_am_score_eval/accuracy"]
+    assert accuracy in (0.0, 50.0, 100.0)  # 2 validation examples
   finally:
     with gin.unlock_config():
       gin.clear_config()
     seqio.MixtureRegistry.remove("xp3_with_am")
-    for task_name in metadata.remove_collection("xp3am"):
+    for task_name in (metadata.remove_collection("xp3am")
+                      + templated_tasks.score_tasks("xp3am")):
       seqio.TaskRegistry.remove(task_name)
 
 

@@ -183,8 +183,9 @@ def _identity(collection: str, p: dataset_list.Planned) -> catalog.FileName:
                                                         p.split, p.template))
 
 
-def _remove(collection: str) -> None:
-  for name in metadata.remove_collection(collection) + _SCORE_TASKS.pop(collection, []):
+def _remove(collection: str, training_tasks: bool) -> None:
+  names = _SCORE_TASKS.pop(collection, [])
+  for name in names + (metadata.remove_collection(collection) if training_tasks else []):
     _SPLITS.pop(name, None)
     if name in seqio.TaskRegistry.names():
       seqio.TaskRegistry.remove(name)
@@ -193,11 +194,18 @@ def _remove(collection: str) -> None:
 def register(collection: str, raw_data_dir: str, templates_dir: str,
              vocabulary: seqio.Vocabulary, *, datasets: Sequence[str] = ("all",),
              datasets_file: str | None = None, seed: int = 0, inputs_eos: bool = False,
-             max_shuffle_buffer_size: int = config.DEFAULT_SHUFFLE_BUFFER_SIZE) -> list[str]:
+             max_shuffle_buffer_size: int = config.DEFAULT_SHUFFLE_BUFFER_SIZE,
+             registered_as: str | None = None, training_tasks: bool = True) -> list[str]:
   """(Re-)registers `collection`'s templated tasks and their `_score_eval` twins; returns the
-  training tasks' names. Lists the raw data and reads the templates (no record is read)."""
+  training tasks' names. Lists the raw data and reads the templates (no record is read).
+
+  `registered_as` names the tasks' collection (default `collection`, whose list semantics they
+  follow), e.g. `xp3am` beside files built and registered as `xp3am`; `training_tasks=False`
+  registers only the `_score_eval` twins (the held-in validation of built files).
+  """
   datasets_file = datasets_file or dataset_list.DATASETS_YAML
-  _remove(collection)
+  name_collection = registered_as or collection
+  _remove(name_collection, training_tasks)
   planned, missing = dataset_list.expand(dataset_list.load(datasets_file), collection, datasets,
                                          raw_data_dir, templates_dir)
   for line in missing:
@@ -210,8 +218,8 @@ def register(collection: str, raw_data_dir: str, templates_dir: str,
     groups.setdefault(key, []).append(p)
     parts.setdefault(key, parsed)
   names = naming.make_unique(
-      {key: naming.prompt_task_name(collection, *key[1:]) for key in groups},
-      {key: (collection,) + tuple(map(str, key)) for key in groups})
+      {key: naming.prompt_task_name(name_collection, *key[1:]) for key in groups},
+      {key: (name_collection,) + tuple(map(str, key)) for key in groups})
   features = tasks.output_features(vocabulary, inputs_eos)
   registered, scored = [], []
   for key, members in sorted(groups.items(), key=lambda item: names[item[0]]):
@@ -220,8 +228,21 @@ def register(collection: str, raw_data_dir: str, templates_dir: str,
     extra = {p.split: {"language": p.language, "split": p.split, "template": p.template,
                        "dataset": p.entry.dataset, "config": str(p.config)}
              for p in members} if collection == "xp3x" else {}
+    held_in = [s for s in splits if s.name != tasks.TRAIN_SPLIT]
+    template = pt.load_templates(first.templates_file, last_of_a_name=True)[first.template]
+    if held_in and template.answer_choices is not None:
+      seqio.TaskRegistry.add_provider(name + SCORE_SUFFIX, ScoreTask(
+          name + SCORE_SUFFIX, held_in[0],
+          preprocessors=[eval_tasks.rank_classification_rows, seqio.preprocessors.tokenize,
+                         seqio.preprocessors.append_eos_after_trim],
+          output_features=eval_tasks.rank_classification_features(vocabulary),
+          postprocess_fn=metrics.rank_classification_postprocessor,
+          metric_fns=[metrics.rank_classification_accuracy]))
+      scored.append(name + SCORE_SUFFIX)
+    if not training_tasks:
+      continue
     info = metadata.TaskInfo(
-        name=name, collection=collection, kind="prompt", language=first.language,
+        name=name, collection=name_collection, kind="prompt", language=first.language,
         dataset=parsed.dataset, dataset_hf=parsed.dataset_hf, subset=parsed.subset,
         cluster=parsed.cluster, prompt=parsed.template, prompt_language=parsed.prompt_language,
         files=tuple(metadata.FileInfo(path=path, split=p.split, num_examples=None,
@@ -235,18 +256,7 @@ def register(collection: str, raw_data_dir: str, templates_dir: str,
     metadata.add(info)
     _SPLITS[name] = splits
     registered.append(name)
-    held_in = [s for s in splits if s.name != tasks.TRAIN_SPLIT]
-    template = pt.load_templates(first.templates_file, last_of_a_name=True)[first.template]
-    if held_in and template.answer_choices is not None:
-      seqio.TaskRegistry.add_provider(name + SCORE_SUFFIX, ScoreTask(
-          name + SCORE_SUFFIX, held_in[0],
-          preprocessors=[eval_tasks.rank_classification_rows, seqio.preprocessors.tokenize,
-                         seqio.preprocessors.append_eos_after_trim],
-          output_features=eval_tasks.rank_classification_features(vocabulary),
-          postprocess_fn=metrics.rank_classification_postprocessor,
-          metric_fns=[metrics.rank_classification_accuracy]))
-      scored.append(name + SCORE_SUFFIX)
-  _SCORE_TASKS[collection] = scored
+  _SCORE_TASKS[name_collection] = scored
   return registered
 
 
