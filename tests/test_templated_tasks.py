@@ -8,7 +8,7 @@ import pathlib
 import pytest
 import seqio
 
-import xp3_tasks  # noqa: F401  (registers the tasks)
+import mixtures
 from conftest import SHARED
 from xp3_tasks import config
 from xp3_tasks import dataset_list
@@ -35,6 +35,7 @@ def _forget():
     templated_tasks.register(collection, str(RAW), str(RAW), vocab.get_vocabulary(
         vocab.SAMPLE_VOCAB_PATH), datasets=())  # registers nothing: removes the tasks
   tasks.register_all()  # the bundled sample's xp3 tasks again
+  mixtures.register_all()
 
 
 def test_nothing_registered_or_read_without_a_raw_root(monkeypatch):
@@ -51,6 +52,21 @@ def test_nothing_registered_or_read_without_a_raw_root(monkeypatch):
   monkeypatch.setenv("XP3_RAW_TEMPLATES_DIR", str(TEMPLATES))
   settings = config.resolve()  # the templated tasks take over xp3's names
   assert settings.raw.collection == "xp3" and settings.roots["xp3"] is None
+
+
+def test_settings_register_templated_tasks_under_the_mixtures(monkeypatch):
+  if not TEMPLATES.is_dir():
+    pytest.skip("../shared/promptsource is not beside the checkout")
+  for name, value in (("XP3_RAW_DATA_ROOT", RAW), ("XP3_RAW_TEMPLATES_DIR", TEMPLATES),
+                      ("XP3_RAW_DATASETS", "paws-x,GEM/xlsum"),
+                      ("XP3_VOCAB_PATH", vocab.SAMPLE_VOCAB_PATH)):
+    monkeypatch.setenv(name, str(value))
+  tasks.register_all()  # what `import xp3_tasks` runs: the bundled xp3 files make way
+  names = templated_tasks.register_from_settings()["xp3"]
+  mixtures.register_all()
+  assert {t.name for t in seqio.get_mixture_or_task("xp3").tasks} == set(names)
+  assert {t.language for t in metadata.query()} == {"es", "yo"}
+  assert "xp3_cluster_paraphrase" in seqio.MixtureRegistry.names()
 
 
 def _file_pairs(info):

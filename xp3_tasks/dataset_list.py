@@ -1,5 +1,5 @@
-"""The dataset list (data/datasets.yaml) read and expanded: configs, splits, prompt folders, language
-folders, skip rules and file names of one collection.
+"""The dataset list (data/datasets.yaml) read and expanded: configs, splits, prompt folders,
+language folders, skip rules and file names of one collection.
 
 Why data, not code: the authors' lists lived inside one-off scripts (prepare_xp3_train.py,
 create_xp3x.py); here a collection is a table a user can read, diff and extend (a new language is

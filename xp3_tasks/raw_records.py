@@ -1,8 +1,9 @@
 """Raw records prepared and rendered with a template: what the build (xp3_tasks/build) writes to
 files and the templated tasks (templated_tasks.py) render on the fly, so both give one text.
 
-Named preparations of raw records before templating (datasets.yaml `transform:`). Why: some prompts need fields the raw data lacks (language names for translation and
-cross-lingual summarisation prompts, one solution of an APPS problem, xlcost's code
+Named preparations of raw records before templating (datasets.yaml `transform:`). Why: some
+prompts need fields the raw data lacks (language names for translation and cross-lingual
+summarisation prompts, one solution of an APPS problem, xlcost's code
 de-tokenised); the authors' scripts added them with `datasets.map`. Each transform is a generator
 over one split's records, deterministic given the unit's seed (APPS picks its solution with a
 generator seeded per record, where the release used an unseeded `random.choice`).
