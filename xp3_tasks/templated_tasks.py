@@ -25,6 +25,7 @@ import dataclasses
 from typing import Any, Iterator, Mapping, Sequence
 
 from absl import logging
+import jinja2.sandbox
 import seqio
 import tensorflow as tf
 
@@ -147,7 +148,13 @@ class ScoreTask(eval_tasks.RankClassificationTask):
                                             "example_index")}
     skipped: collections.Counter = collections.Counter()
     for index, record, inputs, target in self._split.examples(skipped):
-      choices = template.choices(pt.without_hyphens(record))
+      try:
+        choices = template.choices(pt.without_hyphens(record))
+      except pt.TemplateError as e:  # skipped as a render that raises is, unless the sandbox
+        if isinstance(e.__context__, jinja2.sandbox.SecurityError):  # refused the template
+          raise
+        skipped["answer choices raised"] += 1
+        continue
       if target not in choices:
         skipped["target not among the answer choices"] += 1
         continue
