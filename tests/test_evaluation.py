@@ -2,6 +2,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -237,3 +239,34 @@ def test_generate_prints_a_line_per_prompt(model_dir, capsys):
   assert capsys.readouterr().out.count("> ") == 2
   generate_cli.main(["--checkpoint", model_dir, "--max_decode_length", "4", "--temperature", "0.7",
                  "--top_k", "5", "Translate to English: Je t'aime."])
+
+
+@pytest.mark.slow
+def test_generate_reads_stdin_without_tensorflow_and_caches_compilations(model_dir, tmp_path):
+  """The command a person runs: prompts on standard input, no TensorFlow/seqio import (seconds
+  of start-up), compiled programs kept in the model directory's compilation cache."""
+  cache = tmp_path / "cache"
+  code = ("import sys; from xmtf.cli import generate; generate.main(sys.argv[1:]); "
+          "assert 'tensorflow' not in sys.modules and 'seqio' not in sys.modules, 'imported'")
+  out = subprocess.run(
+      [sys.executable, "-c", code, "--checkpoint", model_dir, "--max_decode_length", "3",
+       "--compilation_cache", str(cache)], input="first prompt\n\nsecond prompt\n",
+      capture_output=True, text=True, timeout=120, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.count("> ") == 2 and "> second prompt" in out.stdout
+  assert any(cache.iterdir())  # the decode's compiled program
+  assert "ERROR" not in out.stderr and "cuInit" not in out.stderr
+
+
+def test_standalone_vocabulary_equals_seqios():
+  """What generate/infer encode and decode with (sentencepiece alone) is seqio's vocabulary."""
+  from xmtf import vocabularies
+  from xp3_tasks import vocab
+
+  theirs = vocabularies.sentencepiece(vocab.SAMPLE_VOCAB_PATH)
+  ours = vocabularies.standalone(vocab.SAMPLE_VOCAB_PATH)
+  assert ours.vocab_size == theirs.vocab_size
+  for text in ("Translate to English: Je t'aime.", "Wie spät ist es? 今日は", " two  spaces "):
+    assert ours.encode(text) == list(theirs.encode(text))
+  for ids in ([5, 6, 7], [5, 1, 9, 9], [3, 5000, 4], []):
+    assert ours.decode(ids) == theirs.decode(ids)
