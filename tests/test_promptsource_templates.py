@@ -103,8 +103,8 @@ def test_variables_are_truncated_as_promptsource_does(tmp_path):
                     "answer_choices": "x"}, "reserves"),
     (DEMO.replace("{{ answer_choices[label] }}", "{{ option1 }}!"), "pick",
      {"text": "t", "option1": "a", "option2": "b", "label": 0}, "not one of the answer choices"),
-    (DEMO.replace("join(' or ')", "choice"), "pick",
-     {"text": "t", "option1": "a", "option2": "b", "label": 0}, "No filter named 'choice'"),
+    (DEMO.replace("join(' or ')", "highlight"), "pick",
+     {"text": "t", "option1": "a", "option2": "b", "label": 0}, "No filter named 'highlight'"),
     # Jinja2's sandbox: a template cannot reach Python internals.
     (DEMO.replace("{{ text }}", "{{ ''.__class__.__mro__ }}"), "pick",
      {"text": "t", "option1": "a", "option2": "b", "label": 0}, "unsafe"),

@@ -21,9 +21,10 @@ Jinja2, reproducing its semantics:
   * The rendered prompt splits on `|||` into the input and the target(s), each stripped.
   * The gold answer is the index of the (single) target among the choices (run_eval.py).
 
-promptsource's own filters (`highlight`, `choice`, `most_frequent`) appear in none of the paper's
+promptsource's own filters `highlight` and `most_frequent` appear in none of the paper's
 evaluation templates and are not provided: a template using one fails with Jinja's "no filter
-named" error, reported with its file and name.
+named" error, reported with its file and name. `choice` (random.choice, as there) picks one of
+several gold answers in generative templates' targets (TyDiQA's `answers.text | choice`).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import random
 from typing import Any, Mapping
 
 import jinja2
@@ -55,6 +57,7 @@ def _environment() -> jinja2.Environment:
   # attribute access to Python internals (`''.__class__.__mro__`) with a SecurityError.
   env = jinja2.sandbox.SandboxedEnvironment(loader=jinja2.BaseLoader())
   env.globals["zip"] = zip
+  env.filters["choice"] = random.choice  # promptsource's filter (generative targets)
   return env
 
 
@@ -114,7 +117,8 @@ class Template:
       raise TemplateError(f"{self.source}: template {self.name!r}: the example has a field "
                           "'answer_choices', which the template reserves")
     variables = _mask(example)
-    variables["answer_choices"] = self.choices(example)
+    if self.answer_choices is not None:  # as promptsource: only templates that have choices
+      variables["answer_choices"] = self.choices(example)
     parts = [_unmask(p).strip()
              for p in self._render(self._prompt_template, variables).split(SEPARATOR)]
     if len(parts) < 2:
