@@ -177,7 +177,7 @@ def read_examples(name: str) -> list[dict[str, Any]]:
   template, needed, out = template_for(name), gen_set.fields(info.config), []
   for path in files:
     for where, record in fileio.read_records(path, eval_tasks.EvalDataError):
-      missing = [field for field in needed if field not in record]
+      missing = [field for field in needed if record.get(field) is None]  # parquet: null
       if missing or (gen_set.metric == "qa" and not isinstance(record["answers"], dict)):
         raise eval_tasks.EvalDataError(
             f"{where}: {gen_set.dataset} record lacks field {(missing or ['answers.text'])[0]!r} "
