@@ -270,3 +270,42 @@ def test_standalone_vocabulary_equals_seqios():
     assert ours.encode(text) == list(theirs.encode(text))
   for ids in ([5, 6, 7], [5, 1, 9, 9], [3, 5000, 4], []):
     assert ours.decode(ids) == theirs.decode(ids)
+
+
+@pytest.mark.slow  # compiles the decoding programs
+def test_generative_tasks_decoded_in_one_plan_with_predictions_and_headlines(model_dir,
+                                                                             tmp_path):
+  """The bundled generative samples: one decoding plan over all seven tasks (a compiled program
+  per input bucket, none per task, none again at the next evaluation), every example's
+  prediction and references in the per-step JSON, metrics recomputed from them equal, and the
+  headline means beside them."""
+  import seqio
+  import mixtures  # noqa: F401
+  from xmtf import evaluation
+
+  params, config = checkpoints.load_params(model_dir)
+  evaluator = evaluation.Evaluator(config, "xp3_gen_eval_sample", output_dir=str(tmp_path),
+                                   batch_size=8, feature_lengths={"inputs": 128, "targets": 32},
+                                   aggregate_fn="xp3_tasks.aggregation.aggregate")
+  placed = evaluator.fns.place_params(params)
+  flat = evaluator.evaluate(1, placed)
+  plan = evaluator._prepared().generation
+  print(f"decoding plan: {len(plan)} batches, shapes {plan.shapes}")
+  assert plan.num_rows == 24 and plan.decode_length == 256 and len(plan) <= 24 // 8 + len(plan.shapes)
+  (predict_fn,) = [f for k, f in evaluator.fns._jitted.items() if k[0] == "predict"]
+  assert predict_fn._cache_size() == len(plan.shapes)
+  evaluator.evaluate(2, placed)
+  assert predict_fn._cache_size() == len(plan.shapes)
+  evaluator.close()
+  name = "tydiqa_goldp_swahili_en_extract_answer"
+  rows = json.load(open(tmp_path / "step_1" / f"{name}.json"))["examples"]
+  assert [r["references"] for r in rows][1] == ["tatu", "nchi tatu"]
+  task = seqio.get_mixture_or_task(name)
+  (metric,) = task.predict_metric_fns
+  recomputed = metric([r["references"] for r in rows], [r["prediction"] for r in rows])
+  assert flat[f"{name}/f1"] == pytest.approx(recomputed["f1"])
+  assert flat["tydiqa_goldp/mean_f1"] == pytest.approx(
+      (flat[f"{name}/f1"] + flat["tydiqa_goldp_bengali_en_extract_answer/f1"]) / 2)
+  for key in ("flores200_en_xx/mean_spbleu", "flores200_xx_en/mean_chrf++",
+              "xlsum/mean_rougeLsum"):
+    assert 0 <= flat[key] <= 100, key

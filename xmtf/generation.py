@@ -3,8 +3,10 @@
 Why one plan over all tasks: decoding task by task compiles one program per task (or per
 leftover batch) and decodes each task's short tail in a nearly empty batch. Here rows of all
 tasks are sorted by input length and cut into batches of exactly `batch_size` rows whose input
-length is bucketed as the scoring plan's (`scoring.input_bucket`: ..., 64, 96, 128, 192, ...),
-so an evaluation compiles one program per input bucket, whatever the number of tasks. Each row
+length is bucketed as the scoring plan's (`scoring.input_bucket`: ..., 64, 96, 128, 192, ...);
+a bucket too small to fill its last batch hands those rows on to the next bucket, so an
+evaluation compiles at most one program per input bucket, whatever the number of tasks, and
+only its last batch is partly empty. Each row
 carries its task's decoding budget (`decode_lengths`): one compiled decode length (the largest
 budget) serves every task, a row ends at EOS or at its own budget, and the decoding loop stops as
 soon as every row of the batch has ended (`decoding.sample_decode`).
@@ -57,23 +59,30 @@ class GenerationPlan:
     self.decode_length = int(max(budgets))
     lengths = [min(len(x), max_input_length) if max_input_length else len(x) for x in inputs]
     buckets = [scoring.input_bucket(max(n, 1), max_input_length) for n in lengths]
-    order = sorted(range(self.num_rows), key=lambda i: (buckets[i], budgets[i], i))
+    by_bucket: dict[int, list[int]] = {}
+    for i in sorted(range(self.num_rows), key=lambda i: (buckets[i], budgets[i], i)):
+      by_bucket.setdefault(buckets[i], []).append(i)
     self._batches: list[GenBatch] = []
-    start = 0
-    while start < len(order):
-      bucket = buckets[order[start]]
-      stop = start
-      while stop < len(order) and stop - start < self.batch_size and buckets[order[stop]] == bucket:
-        stop += 1
-      members = order[start:stop]
-      rows = np.full((self.batch_size,), -1, np.int64)
-      tokens = np.zeros((self.batch_size, bucket), np.int32)
-      limits = np.zeros((self.batch_size,), np.int32)
-      for slot, i in enumerate(members):
-        rows[slot], limits[slot] = i, budgets[i]
-        tokens[slot, :lengths[i]] = list(inputs[i])[:lengths[i]]
-      self._batches.append(GenBatch(rows, tokens, limits))
-      start = stop
+    carried: list[int] = []  # a bucket's last partial batch rides on in the next bucket's
+    sizes = sorted(by_bucket)
+    for k, bucket in enumerate(sizes):
+      members = carried + by_bucket[bucket]
+      cut = len(members) if k == len(sizes) - 1 else len(members) // self.batch_size * (
+          self.batch_size)
+      for start in range(0, cut, self.batch_size):
+        self._batches.append(self._batch(members[start:start + self.batch_size], bucket,
+                                         inputs, lengths, budgets))
+      carried = members[cut:]
+
+  def _batch(self, members: list[int], length: int, inputs: Sequence[Sequence[int]],
+             lengths: list[int], budgets: Sequence[int]) -> GenBatch:
+    rows = np.full((self.batch_size,), -1, np.int64)
+    tokens = np.zeros((self.batch_size, length), np.int32)
+    limits = np.zeros((self.batch_size,), np.int32)
+    for slot, i in enumerate(members):
+      rows[slot], limits[slot] = i, budgets[i]
+      tokens[slot, :lengths[i]] = list(inputs[i])[:lengths[i]]
+    return GenBatch(rows, tokens, limits)
 
   def __iter__(self) -> Iterator[GenBatch]:
     return iter(self._batches)
