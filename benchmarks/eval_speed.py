@@ -230,7 +230,8 @@ def run(work: str, t5x: bool, num_examples: int | None = None) -> dict:
   _child("setup", work, *([] if t5x else ["--skip_t5x"]))
   ours_cmd = [sys.executable, "-m", "xmtf.eval", "--gin_file=runs/eval.gin",
               f"--gin.CHECKPOINT_PATH='{work}/xmtf/checkpoint_{STEP}'",
-              f"--gin.EVAL_OUTPUT_DIR='{work}/ours_eval'", f"--gin.BATCH_SIZE={BATCH}"]
+              f"--gin.EVAL_OUTPUT_DIR='{work}/ours_eval'", f"--gin.BATCH_SIZE={BATCH}",
+              f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'"]
   result["ours_whole_run_s"] = _timed_run(ours_cmd, os.path.join(work, "ours_cli.log"))
   if t5x:
     import t5x as t5x_pkg

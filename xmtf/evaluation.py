@@ -230,8 +230,11 @@ class Evaluator:
 
   def _decode_budget(self, task: seqio.Task) -> int:
     """A task's own decoding budget (a `max_decode_length` attribute, as the xP3 generative
-    tasks have), else DecodeOptions.max_decode_length."""
-    return int(getattr(task, "max_decode_length", None) or self.decode_options.max_decode_length)
+    tasks have), else DecodeOptions.max_decode_length; at most the 'targets' feature length
+    when one is set (what T5X decodes to)."""
+    budget = int(getattr(task, "max_decode_length", None) or self.decode_options.max_decode_length)
+    limit = (self._feature_lengths or {}).get("targets")
+    return min(budget, limit) if limit else budget
 
   # -- model calls ---------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ every `answers.text`), not the template's rendering of them. Templates: XP3_PROM
 set, else the copies under `data/eval_templates` (tr13's files for the bundled configs).
 
 Inputs are tokenised without EOS (as xP3's training inputs and the paper's evaluation);
-`max_decode_length` is each task's decoding budget (the evaluator's `DecodeOptions` cap it).
+`max_decode_length` is each task's decoding budget (the evaluator caps it at the 'targets' feature
+length, as T5X decodes to that length).
 """
 from __future__ import annotations
 
