@@ -118,20 +118,7 @@ def run(work: str) -> dict:
               f"--gin.EVAL_TASK_FEATURE_LENGTHS={LENGTHS}"]
   result["ours_whole_run_s"] = eval_speed._timed_run(  # pylint: disable=protected-access
       ours_cmd, os.path.join(work, "gen_ours_cli.log"))
-  import t5x as t5x_pkg
-  from xp3_tasks import vocab
-  t5x_root = os.path.dirname(os.path.dirname(t5x_pkg.__file__))
-  t5x_cmd = [sys.executable, "-m", "t5x.eval", f"--gin_search_paths={t5x_root}",
-             f"--gin_file={eval_speed.ROOT}/benchmarks/gin/t5x_tiny.gin",
-             "--gin_file=t5x/configs/runs/eval.gin",
-             f"--gin.SENTENCEPIECE_MODEL='{vocab.SAMPLE_VOCAB_PATH}'",
-             f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
-             "--gin.MIXTURE_OR_TASK_MODULE='mixtures'",
-             f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
-             f"--gin.CHECKPOINT_PATH='{work}/t5x/checkpoint_{step}'",
-             f"--gin.EVAL_OUTPUT_DIR='{work}/gen_t5x_eval'",
-             "--gin.utils.DatasetConfig.split='validation'",
-             f"--gin.utils.DatasetConfig.batch_size={BATCH}"]
+  t5x_cmd = eval_speed.t5x_eval_command(work, MIXTURE, LENGTHS, BATCH, "gen_t5x_eval")
   result["t5x_whole_run_s"] = eval_speed._timed_run(  # pylint: disable=protected-access
       t5x_cmd, os.path.join(work, "gen_t5x_cli.log"))
   result["whole_run_speedup_vs_t5x"] = result["t5x_whole_run_s"] / result["ours_whole_run_s"]
@@ -178,14 +165,7 @@ def main(argv=None) -> None:
     with open(os.path.join(args.work, f"gen_{args.child}.json"), "w") as f:
       json.dump(fn(args.work), f, indent=1, default=list)
     return
-  result = run(args.work)
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "gen_eval_speed.json"), "w") as f:
-    json.dump(result, f, indent=1, default=list)
-  text = markdown(result)
-  with open(os.path.join(args.out, "gen_eval_speed.md"), "w") as f:
-    f.write(text)
-  print(text)
+  eval_speed.write_results(args.out, "gen_eval_speed", run(args.work), markdown)
 
 
 if __name__ == "__main__":

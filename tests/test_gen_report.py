@@ -32,6 +32,7 @@ def test_report_files_and_selection_by_a_generative_metric(tmp_path, monkeypatch
   assert lines[-1] == "best checkpoint: step 200 (flores200_en_xx/mean_spbleu 15.00): /ckpt_200"
   table = (tmp_path / "generative.md").read_text()
   assert "| eng_Latn-zho_Hans | zh | L1 | ab | 0.00 |" in table and "## Over checkpoints" in table
+  assert "tok:spm:sentencepiece.model" in table  # the bundled samples' spBLEU tokenizer, named
   assert (tmp_path / "generative_by_language.png").stat().st_size > 1000
   assert report.select_by_metric(steps, "tydiqa_goldp/mean_f1") == (100, 60.0)
   with pytest.raises(ValueError, match="xlsum/mean_rougeLsum.*headline metrics: .*flores200"):

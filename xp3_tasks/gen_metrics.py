@@ -58,9 +58,9 @@ def _spm_tokenizer(path: str):
   return LocalSPM()
 
 
-def spbleu(targets: Sequence[str], predictions: Sequence[str],
-           spm_path: str | None = None) -> dict[str, Any]:
-  """Corpus spBLEU (sacrebleu BLEU over SentencePiece pieces) and its signature."""
+def _bleu(spm_path: str | None):
+  """sacrebleu's BLEU over the SentencePiece pieces of the model at `spm_path` (default:
+  sacrebleu's flores200 file)."""
   import sacrebleu  # pylint: disable=g-import-not-at-top
 
   path = spm_path or default_flores200_spm()
@@ -72,8 +72,21 @@ def spbleu(targets: Sequence[str], predictions: Sequence[str],
   bleu = sacrebleu.BLEU(tokenize="none")
   bleu.tokenizer = _spm_tokenizer(path)
   bleu.tokenizer_signature = bleu.tokenizer.signature()
-  score = bleu.corpus_score(list(predictions), [list(targets)])
-  return {"spbleu": score.score, "spbleu_signature": str(bleu.get_signature())}
+  return bleu
+
+
+def spbleu(targets: Sequence[str], predictions: Sequence[str],
+           spm_path: str | None = None) -> dict[str, float]:
+  """Corpus spBLEU (sacrebleu BLEU over SentencePiece pieces). Numbers only (T5X's evaluator
+  logs every metric value as a float); `spbleu_signature` names the tokenizer."""
+  return {"spbleu": _bleu(spm_path).corpus_score(list(predictions), [list(targets)]).score}
+
+
+def spbleu_signature(spm_path: str | None = None) -> str:
+  """sacrebleu's signature of `spbleu` with that model (`tok:flores200` for FLORES-200's)."""
+  bleu = _bleu(spm_path)
+  bleu.corpus_score(["x"], [["x"]])  # sacrebleu's signature counts the references it saw
+  return str(bleu.get_signature())
 
 
 def chrf_pp(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:

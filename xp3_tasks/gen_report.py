@@ -13,6 +13,7 @@ import csv
 import os
 from typing import Mapping
 
+from xp3_tasks import gen_metrics
 from xp3_tasks import gen_tasks
 
 # dataset -> its metrics, the headline one first.
@@ -58,9 +59,12 @@ def table_markdown(flat_by_step: Mapping[int, Mapping[str, float]], step: int) -
   means = aggregate(flat_by_step[step])
   lines = [f"# Generative evaluation, checkpoint step {step}", "",
            "spBLEU: sacrebleu, the FLORES-200 SentencePiece tokenizer (the bundled samples: the "
-           "bundled tokenizer; each task's JSON names it); chrF++: sacrebleu; ROUGE: rouge_score "
-           "over SentencePiece pieces; F1 / exact match: SQuAD's, MLQA's normalisation.", "",
-           "## Headline", "", "| entry | metric | mean over languages |", "|---|---|---|"]
+           "bundled tokenizer); chrF++: sacrebleu; ROUGE: rouge_score over SentencePiece pieces; "
+           "F1 / exact match: SQuAD's, MLQA's normalisation.", ""]
+  if any(gen_tasks.GEN_TASK_INFOS[name].dataset == "flores200" for name in scores):
+    signature = gen_metrics.spbleu_signature(gen_tasks.spbleu_spm_path())
+    lines += [f"spBLEU signature (sacrebleu): `{signature}`.", ""]
+  lines += ["## Headline", "", "| entry | metric | mean over languages |", "|---|---|---|"]
   lines += [f"| {key.split('/')[0]} | {key.split('/')[1][5:]} | {_fmt(value)} |"
             for key, value in means.items()]
   by_entry: dict[str, list[str]] = {}

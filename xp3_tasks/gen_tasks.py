@@ -184,7 +184,7 @@ def read_examples(name: str) -> list[dict[str, Any]]:
             f"{where}: {gen_set.dataset} record lacks field {(missing or ['answers.text'])[0]!r} "
             f"(has {sorted(record)}): not the Hugging Face schema task {name} reads")
       try:
-        text, _ = template.apply({k: v for k, v in record.items() if k != "answer_choices"})
+        text, _ = template.apply(record)
       except promptsource_templates.TemplateError as e:
         raise eval_tasks.EvalDataError(f"{where}: {e}") from None
       references = gen_set.reference(record, info.config)
