@@ -311,3 +311,15 @@ def test_generative_tasks_decoded_in_one_plan_with_predictions_and_headlines(mod
   for key in ("flores200_en_xx/mean_spbleu", "flores200_xx_en/mean_chrf++",
               "xlsum/mean_rougeLsum"):
     assert 0 <= flat[key] <= 100, key
+
+
+@pytest.mark.slow  # a fresh process importing TensorFlow
+def test_tensorflow_through_xmtf_prints_nothing_on_a_cpu_machine():
+  """TensorFlow's import-time C++ lines (absl's pre-init warning, 'Could not find cuda drivers')
+  and its first op's `cuInit` error are not printed on successful runs; other lines are."""
+  code = ("import sys, xmtf, seqio, tensorflow as tf; tf.constant(1) + 1; "
+          "print('kept', file=sys.stderr)")
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # conftest's
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, check=False, env=env)
+  assert out.returncode == 0 and out.stderr == "kept\n", out.stderr[-2000:]
