@@ -8,8 +8,9 @@ batches have fixed shapes whose lengths are bucketed (a handful of compilations 
 none per task or leftover batch), and batches are dispatched before earlier ones are read back.
 Tasks with prediction metrics are decoded with `ModelFns.predict` on one
 `generation.GenerationPlan` over the rows of all of them (fixed-shape batches, input lengths
-bucketed, each row within its task's decoding budget, early stop when every row has ended). Scoring runs in `dtype`
-(float32 by default, whatever the training dtype: the paper scored in float32). Reading and
+bucketed, each row within its task's decoding budget, early stop when every row has ended).
+Scoring runs in `dtype` (float32 by default, whatever the training dtype: the paper scored in
+float32). Reading and
 tokenising the tasks starts in a background thread when the evaluator is built, and everything
 written (TensorBoard scalars, JSON of metrics and of every example's score or prediction) goes to
 a writer thread, so training resumes as soon as the numbers exist. Metrics are the tasks' own

@@ -11,12 +11,12 @@ Each task reads the dataset's own records from `<root>/<dataset>/<config>/`: `<s
 the Hugging Face hub's parquet layouts (`<split>-NNNNN-of-NNNNN.parquet`, `<split>/NNNN.parquet`),
 chosen per file by extension (root: `eval_data_dir()`, gin-configurable, local or gs://; default:
 the samples bundled under `xp3_tasks/data/eval`, written for this project), renders one prompt
-and emits one row per answer choice. The prompt is the paper's promptsource template when `XP3_PROMPTSOURCE_DIR` is set (the
-English one in every language, or its `_<lang>mt` / `_<lang>ht` translation with
-`XP3_PROMPTSOURCE_VARIANT`), else the bundled own-wording prompt (`eval_prompts.py`); the set is
-read when the task renders its examples and recorded (`prompt_set_used`). The rows have the
-layout of T5's `rank_classification` preprocessor (which SeqIO 0.0.20 does not ship, hence
-`rank_classification_rows` here):
+and emits one row per answer choice. The prompt is the paper's promptsource template when
+`XP3_PROMPTSOURCE_DIR` is set (the English one in every language, or its `_<lang>mt` /
+`_<lang>ht` translation with `XP3_PROMPTSOURCE_VARIANT`), else the bundled own-wording prompt
+(`eval_prompts.py`); the set is read when the task renders its examples and recorded
+(`prompt_set_used`). The rows have the layout of T5's `rank_classification` preprocessor
+(which SeqIO 0.0.20 does not ship, hence `rank_classification_rows` here):
 
   inputs          the prompt, tokenised without EOS (the paper's protocol)
   targets         one answer choice, tokenised with EOS
