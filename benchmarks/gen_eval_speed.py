@@ -65,8 +65,10 @@ def child_hf(work: str) -> dict:
   evaluator, params, config = _evaluator(work)
   model = workers.hf_mt5(config, eval_speed.jax_tree_to_numpy(params)).eval()
   prepared = evaluator._prepared()  # pylint: disable=protected-access
-  tasks = [(name, evaluator._decode_budget(task))  # pylint: disable=protected-access
-           for name, task in zip(evaluator.task_names, evaluator._tasks)]  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  tasks = [(name, evaluator._decode_budget(task))
+           for name, task in zip(evaluator.task_names, evaluator._tasks)]
+  # pylint: enable=protected-access
   evaluator.close()
 
   def generate() -> list[list[int]]:
@@ -99,7 +101,8 @@ def child_hf(work: str) -> dict:
 def _child(name: str, work: str) -> dict:
   out = os.path.join(work, f"gen_{name}.json")
   cmd = [sys.executable, "-m", "benchmarks.gen_eval_speed", "--child", name, "--work", work]
-  eval_speed._timed_run(cmd, os.path.join(work, f"gen_{name}.log"))  # pylint: disable=protected-access
+  log = os.path.join(work, f"gen_{name}.log")
+  eval_speed._timed_run(cmd, log)  # pylint: disable=protected-access
   with open(out) as f:
     return json.load(f)
 
@@ -107,7 +110,8 @@ def _child(name: str, work: str) -> dict:
 def run(work: str) -> dict:
   os.makedirs(work, exist_ok=True)
   result = {"mixture": MIXTURE, "feature_lengths": LENGTHS, "batch_rows": BATCH,
-            "decoding": "greedy", "cpus": os.cpu_count(), "load_before": eval_speed._load(),  # pylint: disable=protected-access
+            "decoding": "greedy", "cpus": os.cpu_count(),
+            "load_before": eval_speed._load(),  # pylint: disable=protected-access
             "model": "tiny mT5 (0.4M), float32, freshly initialised (rows rarely end early)"}
   eval_speed._child("setup", work)  # pylint: disable=protected-access
   step = eval_speed.STEP
