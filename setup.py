@@ -27,6 +27,8 @@ INSTALL_REQUIRES = [
     "jinja2>=3.0,<4",   # promptsource templates (xp3_tasks/promptsource_templates.py)
     "pyyaml>=6.0,<7",
     "pyarrow>=14",      # the Hugging Face hub's parquet files (xmtf/fileio.read_records)
+    "sacrebleu>=2.4,<3",  # spBLEU, chrF++ (xp3_tasks/gen_metrics.py)
+    "rouge-score>=0.1.2,<0.2",  # ROUGE-L / Lsum (xp3_tasks/gen_metrics.py)
 ]
 
 EXTRAS_REQUIRE = {
@@ -38,6 +40,7 @@ EXTRAS_REQUIRE = {
         "safetensors>=0.6",
         "apache-beam>=2.77,<3",
         "google-crc32c>=1.5",
+        "torchmetrics>=1.4,<2",  # the SQuAD v1.1 script the F1/EM tests compare with
     ],
     "beam": ["apache-beam[gcp]>=2.77,<3", "google-crc32c>=1.5"],
     "gpu": ["jax[cuda12]>=0.10.2,<0.11"],

@@ -223,6 +223,26 @@ def goals(result: dict) -> dict:
           for name, value in values.items() if value is not None}
 
 
+def t5x_eval_command(work: str, mixture: str, lengths: dict[str, int], batch: int,
+                     output: str) -> list[str]:
+  """`python -m t5x.eval` (T5X's runs/eval.gin, benchmarks/gin/t5x_tiny.gin's model) on the
+  setup's T5X checkpoint, writing to `<work>/<output>`."""
+  import t5x as t5x_pkg
+  from xp3_tasks import vocab
+  t5x_root = os.path.dirname(os.path.dirname(t5x_pkg.__file__))
+  return [sys.executable, "-m", "t5x.eval", f"--gin_search_paths={t5x_root}",
+          f"--gin_file={ROOT}/benchmarks/gin/t5x_tiny.gin",
+          "--gin_file=t5x/configs/runs/eval.gin",
+          f"--gin.SENTENCEPIECE_MODEL='{vocab.SAMPLE_VOCAB_PATH}'",
+          f"--gin.MIXTURE_OR_TASK_NAME='{mixture}'",
+          "--gin.MIXTURE_OR_TASK_MODULE='mixtures'",
+          f"--gin.TASK_FEATURE_LENGTHS={lengths}",
+          f"--gin.CHECKPOINT_PATH='{work}/t5x/checkpoint_{STEP}'",
+          f"--gin.EVAL_OUTPUT_DIR='{work}/{output}'",
+          "--gin.utils.DatasetConfig.split='validation'",
+          f"--gin.utils.DatasetConfig.batch_size={batch}"]
+
+
 def run(work: str, t5x: bool, num_examples: int | None = None) -> dict:
   os.makedirs(work, exist_ok=True)
   result = {"mixture": MIXTURE, "feature_lengths": LENGTHS, "batch_rows": BATCH,
@@ -230,23 +250,11 @@ def run(work: str, t5x: bool, num_examples: int | None = None) -> dict:
   _child("setup", work, *([] if t5x else ["--skip_t5x"]))
   ours_cmd = [sys.executable, "-m", "xmtf.eval", "--gin_file=runs/eval.gin",
               f"--gin.CHECKPOINT_PATH='{work}/xmtf/checkpoint_{STEP}'",
-              f"--gin.EVAL_OUTPUT_DIR='{work}/ours_eval'", f"--gin.BATCH_SIZE={BATCH}"]
+              f"--gin.EVAL_OUTPUT_DIR='{work}/ours_eval'", f"--gin.BATCH_SIZE={BATCH}",
+              f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'"]
   result["ours_whole_run_s"] = _timed_run(ours_cmd, os.path.join(work, "ours_cli.log"))
   if t5x:
-    import t5x as t5x_pkg
-    from xp3_tasks import vocab
-    t5x_root = os.path.dirname(os.path.dirname(t5x_pkg.__file__))
-    t5x_cmd = [sys.executable, "-m", "t5x.eval", f"--gin_search_paths={t5x_root}",
-               f"--gin_file={ROOT}/benchmarks/gin/t5x_tiny.gin",
-               "--gin_file=t5x/configs/runs/eval.gin",
-               f"--gin.SENTENCEPIECE_MODEL='{vocab.SAMPLE_VOCAB_PATH}'",
-               f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
-               "--gin.MIXTURE_OR_TASK_MODULE='mixtures'",
-               f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
-               f"--gin.CHECKPOINT_PATH='{work}/t5x/checkpoint_{STEP}'",
-               f"--gin.EVAL_OUTPUT_DIR='{work}/t5x_eval'",
-               "--gin.utils.DatasetConfig.split='validation'",
-               f"--gin.utils.DatasetConfig.batch_size={BATCH}"]
+    t5x_cmd = t5x_eval_command(work, MIXTURE, LENGTHS, BATCH, "t5x_eval")
     result["t5x_whole_run_s"] = _timed_run(t5x_cmd, os.path.join(work, "t5x_cli.log"))
     result["whole_run_speedup_vs_t5x"] = result["t5x_whole_run_s"] / result["ours_whole_run_s"]
   extra = [f"--num_examples={num_examples}"] if num_examples else []
@@ -302,12 +310,17 @@ def main(argv=None) -> None:
     with open(os.path.join(args.work, f"{args.child}.json"), "w") as f:
       json.dump(fn(), f, indent=1, default=list)
     return
-  result = run(args.work, not args.skip_t5x, args.num_examples)
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "eval_speed.json"), "w") as f:
+  write_results(args.out, "eval_speed", run(args.work, not args.skip_t5x, args.num_examples),
+                markdown)
+
+
+def write_results(out: str, name: str, result: dict, to_markdown) -> None:
+  """`<out>/<name>.json` and `<out>/<name>.md` (`to_markdown(result)`, also printed)."""
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, f"{name}.json"), "w") as f:
     json.dump(result, f, indent=1, default=list)
-  text = markdown(result)
-  with open(os.path.join(args.out, "eval_speed.md"), "w") as f:
+  text = to_markdown(result)
+  with open(os.path.join(out, f"{name}.md"), "w") as f:
     f.write(text)
   print(text)
 

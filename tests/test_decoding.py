@@ -328,3 +328,45 @@ def test_beam_search_matches_hf_generate(beams):
   print(f"\nbeam {beams}: {identical}/{compared} EOS-ended rows identical to HF, "
         f"max |score diff| {max_diff:.2e}")
   assert compared >= 5 and 2 * identical >= compared
+
+
+def test_per_row_budgets_cut_greedy_rows_and_end_them():
+  """`max_lengths`: a row ends at its own budget (zeros after, log-probability of what it made),
+  the others decode as without budgets."""
+  fn, init, logprobs = _toy(vocab=5, seed=4)
+  options = decoding.DecodeOptions(method="greedy", max_decode_length=6, eos_id=-1)  # no EOS
+  full, full_lp = _run(fn, options, init(3, [0, 7, 9]), 3)
+  limits = jnp.array([2, 6, 0], jnp.int32)
+  cut, cut_lp = jax.jit(functools.partial(decoding.decode, fn, options=options, batch_size=3))(
+      state=init(3, [0, 7, 9]), max_lengths=limits)
+  np.testing.assert_array_equal(cut[0, 0], np.concatenate([full[0, 0, :2], [0] * 4]))
+  np.testing.assert_array_equal(cut[1, 0], full[1, 0])
+  np.testing.assert_array_equal(cut[2, 0], np.zeros(6))
+  first_two = sum(logprobs(0, full[0, 0, :i].tolist())[int(full[0, 0, i])] for i in range(2))
+  np.testing.assert_allclose([cut_lp[0, 0], cut_lp[1, 0], cut_lp[2, 0]],
+                             [first_two, full_lp[1, 0], 0.0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluation_decoding_plan_equals_hf_generate_row_by_row():
+  """The evaluator's decoding (rows of several tasks in fixed-shape, length-bucketed batches,
+  each row within its own budget) gives every row exactly HF generate's greedy tokens."""
+  from xmtf import generation
+
+  hf_model = _hf_mt5(3)
+  fns, params = _ours(hf_model)
+  enc = _inputs(33, batch=7, length=20)
+  enc[0, 12:] = 0  # inputs of two length buckets
+  budgets = [3, 10, 8, 1, 10, 5, 7]
+  theirs = _pad(_hf_generate(hf_model, enc, do_sample=False, num_beams=1,
+                             max_new_tokens=10).sequences.numpy()[:, 1:], 10)
+  plan = generation.GenerationPlan([row[row > 0] for row in enc], budgets, batch_size=4)
+  assert len(plan.shapes) == 2 and all(b.shape[0] == 4 for b in plan)
+  options = decoding.DecodeOptions(method="greedy", max_decode_length=plan.decode_length)
+  for batch in plan:
+    ours, _ = fns.predict(params, batch.features(), options)
+    for slot, row in enumerate(batch.rows):
+      if row >= 0:
+        budget = budgets[row]
+        np.testing.assert_array_equal(ours[slot, 0, :budget], theirs[row, :budget])
+        assert not ours[slot, 0, budget:].any()

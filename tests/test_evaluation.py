@@ -2,6 +2,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -237,3 +239,87 @@ def test_generate_prints_a_line_per_prompt(model_dir, capsys):
   assert capsys.readouterr().out.count("> ") == 2
   generate_cli.main(["--checkpoint", model_dir, "--max_decode_length", "4", "--temperature", "0.7",
                  "--top_k", "5", "Translate to English: Je t'aime."])
+
+
+@pytest.mark.slow
+def test_generate_reads_stdin_without_tensorflow_and_caches_compilations(model_dir, tmp_path):
+  """The command a person runs: prompts on standard input, no TensorFlow/seqio import (seconds
+  of start-up), compiled programs kept in the model directory's compilation cache."""
+  cache = tmp_path / "cache"
+  code = ("import sys; from xmtf.cli import generate; generate.main(sys.argv[1:]); "
+          "assert 'tensorflow' not in sys.modules and 'seqio' not in sys.modules, 'imported'")
+  out = subprocess.run(
+      [sys.executable, "-c", code, "--checkpoint", model_dir, "--max_decode_length", "3",
+       "--compilation_cache", str(cache)], input="first prompt\n\nsecond prompt\n",
+      capture_output=True, text=True, timeout=120, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.count("> ") == 2 and "> second prompt" in out.stdout
+  assert any(cache.iterdir())  # the decode's compiled program
+  assert "ERROR" not in out.stderr and "cuInit" not in out.stderr
+
+
+def test_standalone_vocabulary_equals_seqios():
+  """What generate/infer encode and decode with (sentencepiece alone) is seqio's vocabulary."""
+  from xmtf import vocabularies
+  from xp3_tasks import vocab
+
+  theirs = vocabularies.sentencepiece(vocab.SAMPLE_VOCAB_PATH)
+  ours = vocabularies.standalone(vocab.SAMPLE_VOCAB_PATH)
+  assert ours.vocab_size == theirs.vocab_size
+  for text in ("Translate to English: Je t'aime.", "Wie spät ist es? 今日は", " two  spaces "):
+    assert ours.encode(text) == list(theirs.encode(text))
+  for ids in ([5, 6, 7], [5, 1, 9, 9], [3, 5000, 4], []):
+    assert ours.decode(ids) == theirs.decode(ids)
+
+
+@pytest.mark.slow  # compiles the decoding programs
+def test_generative_tasks_decoded_in_one_plan_with_predictions_and_headlines(model_dir,
+                                                                             tmp_path):
+  """The bundled generative samples: one decoding plan over all seven tasks (budgets capped at
+  the 'targets' length, 32 here, as T5X decodes to it; a compiled program
+  per input bucket, none per task, none again at the next evaluation), every example's
+  prediction and references in the per-step JSON, metrics recomputed from them equal, and the
+  headline means beside them."""
+  import seqio
+  import mixtures  # noqa: F401
+  from xmtf import evaluation
+
+  params, config = checkpoints.load_params(model_dir)
+  evaluator = evaluation.Evaluator(config, "xp3_gen_eval_sample", output_dir=str(tmp_path),
+                                   batch_size=8, feature_lengths={"inputs": 128, "targets": 32},
+                                   aggregate_fn="xp3_tasks.aggregation.aggregate")
+  placed = evaluator.fns.place_params(params)
+  flat = evaluator.evaluate(1, placed)
+  plan = evaluator._prepared().generation
+  print(f"decoding plan: {len(plan)} batches, shapes {plan.shapes}")
+  assert plan.num_rows == 24 and plan.decode_length == 32
+  assert len(plan) <= 24 // 8 + len(plan.shapes)
+  (predict_fn,) = [f for k, f in evaluator.fns._jitted.items() if k[0] == "predict"]
+  assert predict_fn._cache_size() == len(plan.shapes)
+  evaluator.evaluate(2, placed)
+  assert predict_fn._cache_size() == len(plan.shapes)
+  evaluator.close()
+  name = "tydiqa_goldp_swahili_en_extract_answer"
+  rows = json.load(open(tmp_path / "step_1" / f"{name}.json"))["examples"]
+  assert [r["references"] for r in rows][1] == ["tatu", "nchi tatu"]
+  task = seqio.get_mixture_or_task(name)
+  (metric,) = task.predict_metric_fns
+  recomputed = metric([r["references"] for r in rows], [r["prediction"] for r in rows])
+  assert flat[f"{name}/f1"] == pytest.approx(recomputed["f1"])
+  assert flat["tydiqa_goldp/mean_f1"] == pytest.approx(
+      (flat[f"{name}/f1"] + flat["tydiqa_goldp_bengali_en_extract_answer/f1"]) / 2)
+  for key in ("flores200_en_xx/mean_spbleu", "flores200_xx_en/mean_chrf++",
+              "xlsum/mean_rougeLsum"):
+    assert 0 <= flat[key] <= 100, key
+
+
+@pytest.mark.slow  # a fresh process importing TensorFlow
+def test_tensorflow_through_xmtf_prints_nothing_on_a_cpu_machine():
+  """TensorFlow's import-time C++ lines (absl's pre-init warning, 'Could not find cuda drivers')
+  and its first op's `cuInit` error are not printed on successful runs; other lines are."""
+  code = ("import sys, xmtf, seqio, tensorflow as tf; tf.constant(1) + 1; "
+          "print('kept', file=sys.stderr)")
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # conftest's
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, check=False, env=env)
+  assert out.returncode == 0 and out.stderr == "kept\n", out.stderr[-2000:]

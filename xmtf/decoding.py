@@ -156,9 +156,13 @@ def apply_top_p(logits: Array, p: float) -> Array:
 # Greedy and sampling.
 
 def sample_decode(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int,
-                  options: DecodeOptions, rng: Array | None = None) -> tuple[Array, Array]:
+                  options: DecodeOptions, rng: Array | None = None,
+                  max_lengths: Array | None = None) -> tuple[Array, Array]:
   """Greedy (method 'greedy' or temperature 0) or ancestral sampling with top-k / top-p.
 
+  `max_lengths` (int32 [b], optional): each row's own budget (at most max_decode_length); a row
+  that reaches it ends as if it had emitted EOS, so rows of tasks with different budgets share
+  one compiled program and the loop stops when every row has ended.
   Returns (tokens int32 [b, max_decode_length], log-probabilities float32 [b]: the sum over the
   generated tokens, EOS included, under the model's unfiltered distribution).
   """
@@ -192,11 +196,14 @@ def sample_decode(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: i
     logprob = logprob + jnp.where(done, 0.0, token_logprob)
     tokens = jax.lax.dynamic_update_slice(tokens, nxt[:, None], (0, i))
     done = done | (nxt == options.eos_id)
+    if max_lengths is not None:
+      done = done | (i + 1 >= max_lengths)
     return i + 1, tokens, nxt, done, logprob, state, rng
 
   carry = (jnp.array(0, jnp.int32), jnp.zeros((batch_size, length), jnp.int32),
            jnp.full((batch_size,), options.decoder_start_id, jnp.int32),
-           jnp.zeros((batch_size,), bool), jnp.zeros((batch_size,), jnp.float32), state, rng)
+           jnp.zeros((batch_size,), bool) if max_lengths is None else max_lengths <= 0,
+           jnp.zeros((batch_size,), jnp.float32), state, rng)
   _, tokens, _, _, logprob, _, _ = jax.lax.while_loop(cond, body, carry)
   return tokens, logprob
 
@@ -291,10 +298,14 @@ def beam_search(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int
 
 
 def decode(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int,
-           options: DecodeOptions, rng: Array | None = None) -> tuple[Array, Array]:
+           options: DecodeOptions, rng: Array | None = None,
+           max_lengths: Array | None = None) -> tuple[Array, Array]:
   """Dispatches on `options.method`: returns (tokens [b, n, L], scores [b, n]) with n =
-  `options.num_outputs` (sampling/greedy: n = 1, scores are summed log-probabilities)."""
+  `options.num_outputs` (sampling/greedy: n = 1, scores are summed log-probabilities).
+  `max_lengths`: per-row budgets for greedy/sampling (see `sample_decode`); beam search decodes
+  every row to max_decode_length and leaves cutting to the caller."""
   if options.method == "beam":
     return beam_search(tokens_to_logits, state, batch_size, options)
-  tokens, logprob = sample_decode(tokens_to_logits, state, batch_size, options, rng)
+  tokens, logprob = sample_decode(tokens_to_logits, state, batch_size, options, rng,
+                                  max_lengths)
   return tokens[:, None], logprob[:, None]

@@ -102,7 +102,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
     logging.info("evaluating %s", path)
     results[step] = evaluator.evaluate(step, params)
     print(f"step {step}: " + ", ".join(f"{k}={v:.2f}" for k, v in results[step].items()
-                                        if k.endswith("mean_accuracy")), flush=True)
+                                        if "/mean_" in k), flush=True)  # the headline means
   evaluator.close()
   if report_fn:
     report = gin_utils.import_callable(report_fn, "evaluate_checkpoints.report_fn")

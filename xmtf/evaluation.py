@@ -6,8 +6,11 @@ on one `scoring.ScoringPlan` built over the rows of all tasks: each example's in
 (short ones packed together in a row) and its answer choices lie beside it in the decoder row,
 batches have fixed shapes whose lengths are bucketed (a handful of compilations per evaluation,
 none per task or leftover batch), and batches are dispatched before earlier ones are read back.
-Tasks with prediction metrics are decoded with `ModelFns.predict`. Scoring runs in `dtype`
-(float32 by default, whatever the training dtype: the paper scored in float32). Reading and
+Tasks with prediction metrics are decoded with `ModelFns.predict` on one
+`generation.GenerationPlan` over the rows of all of them (fixed-shape batches, input lengths
+bucketed, each row within its task's decoding budget, early stop when every row has ended).
+Scoring runs in `dtype` (float32 by default, whatever the training dtype: the paper scored in
+float32). Reading and
 tokenising the tasks starts in a background thread when the evaluator is built, and everything
 written (TensorBoard scalars, JSON of metrics and of every example's score or prediction) goes to
 a writer thread, so training resumes as soon as the numbers exist. Metrics are the tasks' own
@@ -38,6 +41,7 @@ import tensorflow as tf
 from xmtf import data
 from xmtf import decoding
 from xmtf import flops
+from xmtf import generation
 from xmtf import gin_utils
 from xmtf import model as model_lib
 from xmtf import model_fns
@@ -79,6 +83,8 @@ class _Prepared:
   targets: dict[str, list[Any]]
   plan: scoring.ScoringPlan | None
   plan_rows: dict[str, tuple[int, int]]   # score task -> [start, stop) of its rows in the plan
+  generation: generation.GenerationPlan | None   # every predict task's rows
+  generation_rows: dict[str, tuple[int, int]]    # predict task -> its rows in `generation`
 
 
 @gin.configurable
@@ -189,6 +195,7 @@ class Evaluator:
 
   def _prepare(self) -> _Prepared:
     examples, targets, plan_rows, inputs, choices = self._read_tasks(), {}, {}, [], []
+    generation_rows, gen_inputs, budgets = {}, [], []
     for task in self._tasks:
       rows = examples[task.name]
       if not rows:
@@ -199,6 +206,10 @@ class Evaluator:
         plan_rows[task.name] = (len(inputs), len(inputs) + len(rows))
         inputs.extend(ex["inputs"] for ex in rows)
         choices.extend(ex["targets"] for ex in rows)
+      if task.predict_metric_fns:
+        generation_rows[task.name] = (len(gen_inputs), len(gen_inputs) + len(rows))
+        gen_inputs.extend(ex["inputs"] for ex in rows)
+        budgets.extend([self._decode_budget(task)] * len(rows))
     lengths = self._feature_lengths or {}
     plan = scoring.ScoringPlan(
         inputs, choices, self.batch_size, multiple=self.fns.rows_multiple(),
@@ -209,7 +220,22 @@ class Evaluator:
                    "encoder row); shapes (encoder rows, input, decoder length) %s",
                    plan.num_rows, plan.num_examples, len(plan), plan.choices_per_row,
                    plan.shapes)
-    return _Prepared(examples, targets, plan, plan_rows)
+    gen_plan = generation.GenerationPlan(
+        gen_inputs, budgets, self.batch_size, max_input_length=lengths.get("inputs"),
+        multiple=self.fns.rows_multiple()) if gen_inputs else None
+    if gen_plan is not None:
+      logging.info("decoding plan: %d rows of %d tasks in %d batches of %d; shapes (rows, input) "
+                   "%s, decode length %d", gen_plan.num_rows, len(generation_rows),
+                   len(gen_plan), gen_plan.batch_size, gen_plan.shapes, gen_plan.decode_length)
+    return _Prepared(examples, targets, plan, plan_rows, gen_plan, generation_rows)
+
+  def _decode_budget(self, task: seqio.Task) -> int:
+    """A task's own decoding budget (a `max_decode_length` attribute, as the xP3 generative
+    tasks have), else DecodeOptions.max_decode_length; at most the 'targets' feature length
+    when one is set (what T5X decodes to)."""
+    budget = int(getattr(task, "max_decode_length", None) or self.decode_options.max_decode_length)
+    limit = (self._feature_lengths or {}).get("targets")
+    return min(budget, limit) if limit else budget
 
   # -- model calls ---------------------------------------------------------------------------
 
@@ -259,20 +285,27 @@ class Evaluator:
     self._compiled_shapes.update(new)
     return futures
 
-  def _predict(self, params: PyTree, rows: list[dict[str, Any]]) -> list[list[int]]:
-    """Decoded token ids (up to EOS) of every row's inputs, in padded fixed-size batches."""
-    limit = (self._feature_lengths or {}).get("inputs")
-    length = scoring.length_bucket(max(len(ex["inputs"]) for ex in rows), limit)
-    out = []
-    for start in range(0, len(rows), self.batch_size):
-      chunk = rows[start:start + self.batch_size]
-      tokens = np.zeros((self.batch_size, length), np.int32)
-      for i, ex in enumerate(chunk):
-        tokens[i, :len(ex["inputs"])] = ex["inputs"]
-      decoded, _ = self.fns.predict(params, {"encoder_input_tokens": tokens}, self.decode_options)
-      out.extend(model_fns.strip_after_eos(t, self.decode_options.eos_id)
-                 for t in decoded[:len(chunk), 0])
+  def _predict(self, params: PyTree, plan: generation.GenerationPlan) -> list[list[int]]:
+    """Decoded token ids (up to EOS, within the row's budget) of every plan row. Batches are
+    dispatched before earlier ones are read back (on CPU one at a time)."""
+    options = dataclasses.replace(self.decode_options, max_decode_length=plan.decode_length)
+    out: list[list[int]] = [[] for _ in range(plan.num_rows)]
+    pending = []
+    for batch in plan:
+      pending.append((batch, self.fns.predict_async(params, batch.features(), options)))
+      if jax.default_backend() == "cpu":
+        self._collect(pending, out)
+    self._collect(pending, out)
     return out
+
+  def _collect(self, pending: list, out: list[list[int]]) -> None:
+    eos = self.decode_options.eos_id
+    for batch, (tokens, _) in pending:
+      tokens = np.asarray(tokens)
+      for slot, row in enumerate(batch.rows):
+        if row >= 0:  # beam search decodes to the longest budget: cut to the row's own
+          out[row] = model_fns.strip_after_eos(tokens[slot, 0, :batch.decode_lengths[slot]], eos)
+    pending.clear()
 
   # -- the trainer's entry point -------------------------------------------------------------
 
@@ -280,6 +313,8 @@ class Evaluator:
     """Scores/decodes every task with `params`, returns flat metrics; writing happens behind."""
     prepared = self._prepared()
     all_scores = self._score(params, prepared.plan) if prepared.plan is not None else None
+    decoded = (self._predict(params, prepared.generation) if prepared.generation is not None
+               else None)
     task_metrics, outputs = {}, {}
     for task in self._tasks:
       rows, targets = prepared.examples[task.name], prepared.targets[task.name]
@@ -291,7 +326,8 @@ class Evaluator:
           values.update(metric_fn(targets=targets, scores=output["scores"]))
       if task.predict_metric_fns:
         vocabulary = task.output_features["targets"].vocabulary
-        output["tokens"] = self._predict(params, rows)
+        start, stop = prepared.generation_rows[task.name]
+        output["tokens"] = decoded[start:stop]
         texts = [vocabulary.decode(t) for t in output["tokens"]]
         predictions = [task.postprocess_fn(t, example=ex, is_target=False)
                        for t, ex in zip(texts, rows)]
@@ -385,6 +421,8 @@ def _example_rows(task: seqio.Task, examples: list[dict[str, Any]],
     for key in ("idx", "is_correct", "example_index"):
       if key in ex:
         row[key] = np.asarray(ex[key]).tolist()
+    if "references" in ex:  # generative tasks' gold answers (a JSON list)
+      row["references"] = json.loads(ex["references"])
     if "scores" in output:
       row["score"] = float(output["scores"][i])
     if "tokens" in output:

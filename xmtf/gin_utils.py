@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 from typing import Callable, Sequence
 
@@ -40,11 +41,29 @@ def add_gin_flags(parser: argparse.ArgumentParser) -> None:
                       help="comma-separated directories searched for gin files and includes")
 
 
+class _GinProbeFilter(logging.Filter):
+  """Drops gin's messages from probing a gin file name as a Python package resource.
+
+  gin tries each search path with each of its readers; for a path relative to the working
+  directory that is not there, its package-resource reader logs `ERROR Path not found:
+  runs/eval.gin` (and an INFO line per probe) on runs that then find the file in `gin/`. Nothing
+  is lost: a file found nowhere raises gin's own `Unable to open file` error.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.module == "resource_reader"
+                and str(record.msg).startswith(("Path not found", "system_path_file_exists")))
+
+
+_GIN_PROBE_FILTER = _GinProbeFilter()
+
+
 def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
               gin_search_paths: str | Sequence[str] = "") -> None:
   """Parses files then bindings (bindings win), then imports MIXTURE_OR_TASK_MODULE if bound."""
   paths = ([p for p in gin_search_paths.split(",") if p] if isinstance(gin_search_paths, str)
            else list(gin_search_paths))
+  logging.getLogger().addFilter(_GIN_PROBE_FILTER)  # gin logs through the root logger; once
   with gin.unlock_config():
     gin.clear_config()  # a second entry point call in one process starts afresh
   for path in [*paths, GIN_DIR, os.getcwd()]:

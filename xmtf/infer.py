@@ -49,7 +49,7 @@ def vocabulary_for(checkpoint_path: str, config: model_lib.T5Config, vocab_path:
                        f"model directory, and its {config.vocab_size} embeddings are not mT5's: "
                        "give the vocabulary (VOCABULARY_PATH / --vocab)")
     vocab_path = vocabularies.MT5_VOCAB_PATH
-  vocabulary = vocabularies.sentencepiece(vocab_path)
+  vocabulary = vocabularies.standalone(vocab_path)
   if vocabulary.vocab_size > config.vocab_size:
     raise ValueError(f"vocabulary {vocab_path} has {vocabulary.vocab_size} pieces but the model "
                      f"in {checkpoint_path} only {config.vocab_size} embeddings; pass --vocab")

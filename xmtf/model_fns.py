@@ -155,10 +155,11 @@ def _split_cross_attention_cache(cache: PyTree) -> tuple[PyTree, PyTree]:
 
 
 def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_tokens: Array,
-                  options: decoding.DecodeOptions, rng: Array | None = None
-                  ) -> tuple[Array, Array]:
+                  options: decoding.DecodeOptions, rng: Array | None = None,
+                  decode_lengths: Array | None = None) -> tuple[Array, Array]:
   """Decodes from `encoder_input_tokens` [b, input length]: (tokens int32 [b, n, L], scores
-  float32 [b, n]) with n = options.num_outputs and L = options.max_decode_length."""
+  float32 [b, n]) with n = options.num_outputs and L = options.max_decode_length;
+  `decode_lengths` [b]: each row's own budget (greedy and sampling)."""
   transformer = model_lib.Transformer(config)
   encoded = transformer.apply({"params": params}, encoder_input_tokens, enable_dropout=False,
                               method=model_lib.Transformer.encode)
@@ -181,7 +182,8 @@ def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_toke
                                           fixed["encoder_input_tokens"], tokens)
     return logits, dict(state, cache=_split_cross_attention_cache(cache)[0])
 
-  return decoding.decode(tokens_to_logits, state, encoder_input_tokens.shape[0], options, rng)
+  return decoding.decode(tokens_to_logits, state, encoder_input_tokens.shape[0], options, rng,
+                         decode_lengths)
 
 
 @gin.configurable
@@ -328,18 +330,29 @@ class ModelFns:
   def predict(self, params: PyTree, batch: Mapping[str, Any],
               options: decoding.DecodeOptions = decoding.DecodeOptions(),
               rng: Array | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes each row's `encoder_input_tokens`: (tokens int32 [b, n, L], scores [b, n])."""
+    """Decodes each row's `encoder_input_tokens`: (tokens int32 [b, n, L], scores [b, n]).
+    An optional `decode_lengths` [b] gives each row its own budget (`decoding.sample_decode`);
+    padding rows added for the mesh get 0 and end at once."""
+    tokens, scores = self.predict_async(params, batch, options, rng)
+    return np.asarray(tokens), np.asarray(scores)
+
+  def predict_async(self, params: PyTree, batch: Mapping[str, Any],
+                    options: decoding.DecodeOptions = decoding.DecodeOptions(),
+                    rng: Array | None = None) -> tuple[Array, Array]:
+    """`predict` without waiting: the (tokens, scores) device arrays, computed behind."""
     if "encoder_input_tokens" not in batch:
       raise ValueError(f"predict: batch lacks 'encoder_input_tokens' (has {sorted(batch)})")
-    placed, n = self._place_batch({"encoder_input_tokens": batch["encoder_input_tokens"]})
+    keys = [k for k in ("encoder_input_tokens", "decode_lengths") if k in batch]
+    placed, n = self._place_batch({k: batch[k] for k in keys})
     if rng is None:
       rng = jax.random.PRNGKey(options.seed)
     fn = self._compile(
-        ("predict", options),
-        lambda p, b, r: predict_batch(self.config, p, b["encoder_input_tokens"], options, r),
-        ["encoder_input_tokens"], num_replicated=1)
+        ("predict", options, len(keys)),
+        lambda p, b, r: predict_batch(self.config, p, b["encoder_input_tokens"], options, r,
+                                      b.get("decode_lengths")),
+        keys, num_replicated=1)
     tokens, scores = self._call(fn, params, placed, rng)
-    return np.asarray(tokens)[:n], np.asarray(scores)[:n]
+    return tokens[:n], scores[:n]
 
 
 def strip_after_eos(tokens: Sequence[int], eos_id: int = 1) -> list[int]:

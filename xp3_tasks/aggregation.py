@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 from xp3_tasks import eval_prompts
 from xp3_tasks import eval_tasks
+from xp3_tasks import gen_report
 from xp3_tasks import metrics
 from xp3_tasks import paper_results
 
@@ -24,12 +25,15 @@ def evaluation_accuracies(flat_metrics: Mapping[str, float]) -> dict[str, float]
 def aggregate(flat_metrics: Mapping[str, float], model_size: str | None = None
               ) -> dict[str, float]:
   """The evaluator's plug-in: `<dataset>/<config>/median_accuracy` and
-  `<headline entry>/mean_accuracy` over the paper's evaluation tasks in `flat_metrics`."""
+  `<headline entry>/mean_accuracy` over the paper's evaluation tasks in `flat_metrics`, and the
+  generative tasks' `<entry>/mean_<metric>` (`gen_report.aggregate`)."""
+  flat = gen_report.aggregate(flat_metrics)
   accuracies = evaluation_accuracies(flat_metrics)
   if not accuracies:
-    return {}
+    return flat
   rows = table_rows(accuracies, model_size)
-  flat = {f"{row.dataset}/{row.config}/median_accuracy": row.median_accuracy for row in rows}
+  flat.update({f"{row.dataset}/{row.config}/median_accuracy": row.median_accuracy
+               for row in rows})
   for row in dataset_rows(rows, model_size):
     flat[f"{row.dataset}/mean_accuracy"] = row.mean_accuracy
   return flat

@@ -7,15 +7,16 @@ One task per (dataset, config, prompt), named `<dataset>_<config>_<prompt id>` (
 section 4, `paper_results.md`): `config` is the language code for the multilingual sets and the
 subset for the English ones (anli r1-r3; super_glue cb, rte, copa; winogrande xl; story_cloze 2016).
 
-Each task reads the dataset's own JSON-lines form from `<root>/<dataset>/<config>/<split>.jsonl`
-(root: `eval_data_dir()`, gin-configurable, local or gs://; default: the samples bundled under
-`xp3_tasks/data/eval`, written for this project), renders one prompt and emits one row per answer
-choice. The prompt is the paper's promptsource template when `XP3_PROMPTSOURCE_DIR` is set (the
-English one in every language, or its `_<lang>mt` / `_<lang>ht` translation with
-`XP3_PROMPTSOURCE_VARIANT`), else the bundled own-wording prompt (`eval_prompts.py`); the set is
-read when the task renders its examples and recorded (`prompt_set_used`). The rows have the
-layout of T5's `rank_classification` preprocessor (which SeqIO 0.0.20 does not ship, hence
-`rank_classification_rows` here):
+Each task reads the dataset's own records from `<root>/<dataset>/<config>/`: `<split>.jsonl`, or
+the Hugging Face hub's parquet layouts (`<split>-NNNNN-of-NNNNN.parquet`, `<split>/NNNN.parquet`),
+chosen per file by extension (root: `eval_data_dir()`, gin-configurable, local or gs://; default:
+the samples bundled under `xp3_tasks/data/eval`, written for this project), renders one prompt
+and emits one row per answer choice. The prompt is the paper's promptsource template when
+`XP3_PROMPTSOURCE_DIR` is set (the English one in every language, or its `_<lang>mt` /
+`_<lang>ht` translation with `XP3_PROMPTSOURCE_VARIANT`), else the bundled own-wording prompt
+(`eval_prompts.py`); the set is read when the task renders its examples and recorded
+(`prompt_set_used`). The rows have the layout of T5's `rank_classification` preprocessor
+(which SeqIO 0.0.20 does not ship, hence `rank_classification_rows` here):
 
   inputs          the prompt, tokenised without EOS (the paper's protocol)
   targets         one answer choice, tokenised with EOS
@@ -160,25 +161,28 @@ def _winograd(record: Mapping[str, Any], where: str) -> dict[str, Any]:
           "label": _label(record, "answer", (1, 2), where) - 1}
 
 
-def read_raw_and_normalised(path: str,
+def read_raw_and_normalised(paths: str | Sequence[str],
                             normalise: Callable[[Mapping[str, Any], str], dict[str, Any]]
                             ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-  """(record as in the file, normalised record) for every line of `path` (local or gs://).
+  """(record as in the file, normalised record) for every record of `paths` (local or gs://;
+  JSON lines or parquet, by extension: `fileio.read_records`), in order.
 
-  Every line is validated (errors name file and line); blank lines are skipped, anything else
-  that is not a valid record is an error, never dropped. Promptsource templates render the raw
-  record (the dataset's own fields), the bundled prompts the normalised one.
+  Every record is validated (errors name file and line or row); blank lines are skipped,
+  anything else that is not a valid record is an error, never dropped. Promptsource templates
+  render the raw record (the dataset's own fields), the bundled prompts the normalised one.
   """
-  try:
-    records = [(record, normalise(record, where))
-               for where, record in fileio.read_json_objects(path, EvalDataError)]
-  except FileNotFoundError:
-    raise FileNotFoundError(
-        f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "
-        "`xp3_tasks.eval_data_dir.path` to a directory holding <dataset>/<config>/<split>.jsonl)"
-    ) from None
+  records = []
+  for path in [paths] if isinstance(paths, str) else paths:
+    try:
+      records.extend((record, normalise(record, where))
+                     for where, record in fileio.read_records(path, EvalDataError))
+    except FileNotFoundError:
+      raise FileNotFoundError(
+          f"evaluation data file {path} does not exist (root: eval_data_dir(); bind "
+          "`xp3_tasks.eval_data_dir.path` to a directory holding <dataset>/<config>/ with the "
+          "split as <split>.jsonl or the Hugging Face hub's parquet files)") from None
   if not records:
-    raise EvalDataError(f"{path}: no examples")
+    raise EvalDataError(f"{paths if isinstance(paths, str) else paths[0]}: no examples")
   return records
 
 
@@ -251,6 +255,14 @@ class EvalTaskInfo:
   def data_path(self, root: str | None = None) -> str:
     return os.path.join(root or eval_data_dir(), self.dataset, self.config, f"{self.split}.jsonl")
 
+  def data_files(self, root: str | None = None) -> list[str]:
+    """The split's files in any of the Hugging Face hub's layouts (`fileio.split_files`:
+    parquet shards, the parquet converter's export, JSON lines), else the JSON-lines path (so a
+    missing split is reported by that name)."""
+    root = root or eval_data_dir()
+    return fileio.split_files(root, self.dataset, self.config, self.split) or [
+        self.data_path(root)]
+
 
 TASK_INFOS: dict[str, EvalTaskInfo] = {}
 _PROMPTS: dict[str, tuple[eval_prompts.Prompt, EvalSet]] = {}  # task name -> how it renders
@@ -295,7 +307,8 @@ def promptsource_template(name: str, prompt_set: eval_prompts.PromptSet | None =
 def _prompted_examples(info: EvalTaskInfo, prompt: eval_prompts.Prompt, eval_set: EvalSet
                        ) -> dict[str, np.ndarray]:
   """Renders every example of the task's file with its prompt (Python: prompts hold logic)."""
-  path = info.data_path()
+  paths = info.data_files()
+  path = paths[0]
   prompt_set = eval_prompts.prompt_set()
   if prompt_set not in _LOGGED_PROMPT_SETS:
     _LOGGED_PROMPT_SETS.add(prompt_set)
@@ -306,7 +319,7 @@ def _prompted_examples(info: EvalTaskInfo, prompt: eval_prompts.Prompt, eval_set
     template = promptsource_template(info.task_name, prompt_set)
     render = lambda raw, normalised: template.render(raw)  # noqa: E731
   inputs, choices, labels = [], [], []
-  for number, (raw, record) in enumerate(read_raw_and_normalised(path, eval_set.normalise)):
+  for number, (raw, record) in enumerate(read_raw_and_normalised(paths, eval_set.normalise)):
     try:
       text, options, label = render(raw, record)
     except promptsource_templates.TemplateError as e:

@@ -38,14 +38,13 @@ builder) where promptsource used the unseeded `random.choice`.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
 import os
-from typing import Any, Mapping
-
-import collections
 import random
+from typing import Any, Mapping
 
 import jinja2
 import jinja2.sandbox

@@ -25,6 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 
 from xp3_tasks import aggregation  # noqa: E402
+from xp3_tasks import config  # noqa: E402
+from xp3_tasks import gen_report  # noqa: E402
 from xp3_tasks import metrics  # noqa: E402
 
 
@@ -233,17 +235,41 @@ def write_eval_report(output_dir: str, results_by_step: Mapping[int, Mapping[str
                       model_size: str | None, checkpoint_paths: Mapping[int, str]) -> list[str]:
   """The eval CLI's plug-in (gin: `evaluate_checkpoints.report_fn =
   'xp3_tasks.report.write_eval_report'`): `write_report` over the paper's evaluation tasks of
-  the evaluator's flat metrics per step; returns the lines to print (the files written and, for
-  several checkpoints, the best one)."""
+  the evaluator's flat metrics per step, and the generative tasks' report (`gen_report`);
+  returns the lines to print (the files written and, for several checkpoints, the best one).
+
+  Checkpoint selection: by the setting XP3_SELECTION_METRIC when set (gin macro or environment
+  variable: any headline metric the evaluator logs, e.g. `xnli/mean_accuracy`,
+  `flores200_xx_en/mean_spbleu`, `xlsum/mean_rougeLsum`, `tydiqa_goldp/mean_f1`), else the
+  paper's rule (the mean of the held-out accuracies).
+  """
   accuracies = {step: a for step, flat in results_by_step.items()
                 if (a := aggregation.evaluation_accuracies(flat))}
-  if not accuracies:
-    return []
   lines = [f"{name}: {path}" for name, path in
-           write_report(output_dir, accuracies, model_size).items()]
-  if len(accuracies) > 1:
+           write_report(output_dir, accuracies, model_size).items()] if accuracies else []
+  lines += [f"{name}: {path}" for name, path in
+            gen_report.write_report(output_dir, results_by_step).items()]
+  metric = config.setting("XP3_SELECTION_METRIC")
+  if metric and len(results_by_step) > 1:
+    best, value = select_by_metric(results_by_step, metric)
+    lines.append(f"best checkpoint: step {best} ({metric} {value:.2f}): "
+                 f"{checkpoint_paths[best]}")
+  elif len(accuracies) > 1:
     selection = select_checkpoint(accuracies)
     best = selection.best_step
     lines.append(f"best checkpoint: step {best} (mean held-out accuracy "
                  f"{selection.mean_by_step[best]:.2f}): {checkpoint_paths[best]}")
   return lines
+
+
+def select_by_metric(results_by_step: Mapping[int, Mapping[str, float]], metric: str
+                     ) -> tuple[int, float]:
+  """(step, value) with the highest `metric` (the earliest step on a tie); a metric some step
+  lacks is an error naming the headline metrics there are."""
+  missing = [step for step, flat in results_by_step.items() if metric not in flat]
+  if missing:
+    names = sorted(k for k in results_by_step[missing[0]] if "/mean_" in k)
+    raise ValueError(f"XP3_SELECTION_METRIC={metric!r}: not among the metrics of step "
+                     f"{missing[0]}; headline metrics: {names}")
+  best = max(sorted(results_by_step), key=lambda step: (results_by_step[step][metric], -step))
+  return best, float(results_by_step[best][metric])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Sequence
 
 from xmtf import decoding
@@ -10,7 +11,8 @@ from xmtf.cli import runner
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-  p.add_argument("prompts", nargs="+", help="one or more prompts")
+  p.add_argument("prompts", nargs="*",
+                 help="one or more prompts (none: one prompt per line of standard input)")
   p.add_argument("--checkpoint", required=True,
                  help="checkpoint_<step> (xmtf or T5X) or model directory")
   p.add_argument("--vocab", default=None, help="SentencePiece model path (local or gs://)")
@@ -22,6 +24,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
   p.add_argument("--top_p", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no_input_eos", action="store_true", help="do not append EOS to prompts")
+  p.add_argument("--compilation_cache", default=None, metavar="DIR",
+                 help="persistent JAX compilation cache (default: compilation_cache/ in the model "
+                      "directory; '' for none)")
   p.add_argument("--config", metavar="JSON",
                  help="T5Config fields (JSON file or inline object) replacing the checkpoint's; "
                       "a T5X checkpoint's configuration is inferred with bfloat16 activations: "
@@ -29,6 +34,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
+  prompts = args.prompts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+  if not prompts:
+    raise SystemExit("no prompt: give prompts as arguments or one per line on standard input")
   if args.beam_size > 1 and args.temperature > 0:
     raise SystemExit("--beam_size and --temperature exclude each other")
   method = "beam" if args.beam_size > 1 else "sample" if args.temperature > 0 else "greedy"
@@ -39,15 +47,17 @@ def _generate(args: argparse.Namespace) -> None:
   from xmtf import convert  # pylint: disable=g-import-not-at-top
 
   overrides = convert.config_overrides_from_json(args.config) if args.config else None
-  answers = generate_lib.generate(args.checkpoint, args.prompts, options, args.vocab,
+  generate_lib.use_compilation_cache(generate_lib.default_cache_dir(args.checkpoint)
+                                     if args.compilation_cache is None else args.compilation_cache)
+  answers = generate_lib.generate(args.checkpoint, prompts, options, args.vocab,
                                   add_input_eos=not args.no_input_eos,
                                   model_config_overrides=overrides)
-  for prompt, answer in zip(args.prompts, answers):
-    if len(args.prompts) > 1:
+  for prompt, answer in zip(prompts, answers):
+    if len(prompts) > 1:
       print(f"> {prompt}")
     print(answer)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
   runner.run(_generate, argv, description=generate_lib.__doc__, use_gin=False,
-             add_arguments=_add_arguments)
+             add_arguments=_add_arguments, uses_tensorflow=False)

@@ -22,12 +22,13 @@ def run(command: Callable[[argparse.Namespace], Any], argv: Sequence[str] | None
         description: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
         use_gin: bool = True, prog: str | None = None, epilog: str | None = None,
         before_devices: Callable[[argparse.Namespace], None] | None = None,
-        extra_bindings: Sequence[str] = ()) -> Any:
+        extra_bindings: Sequence[str] = (), uses_tensorflow: bool = True) -> Any:
   """Parses `argv` (default sys.argv[1:]) and returns `command(args)`.
 
   before_devices(args) runs before anything touches JAX's devices or TensorFlow (distributed
   initialisation, fake device counts); `extra_bindings` are gin bindings applied after the
-  command line's (a command's own overrides).
+  command line's (a command's own overrides). `uses_tensorflow=False`: the command never
+  imports TensorFlow, so there is nothing to hide from accelerators (and seconds not to spend).
   """
   configure_logging()
   parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
@@ -41,9 +42,10 @@ def run(command: Callable[[argparse.Namespace], Any], argv: Sequence[str] | None
   args = parser.parse_args(argv)
   if before_devices is not None:
     before_devices(args)
-  from xmtf import runtime  # pylint: disable=g-import-not-at-top
+  if uses_tensorflow:
+    from xmtf import runtime  # pylint: disable=g-import-not-at-top
 
-  runtime.hide_gpus_from_tensorflow()
+    runtime.hide_gpus_from_tensorflow()
   if use_gin:
     gin_utils.parse_gin(args.gin_file, [*args.gin_bindings, *extra_bindings],
                         args.gin_search_paths)
