@@ -24,6 +24,7 @@ import seqio
 import tensorflow as tf
 
 from xmtf import fileio
+from xp3_tasks import shutdown
 
 REQUIRED_FIELDS = ("inputs", "targets")
 _CHUNK_SIZE = 256  # records per from_generator element
@@ -235,7 +236,9 @@ def chunks(records: Iterable[Mapping[str, str]], fields: Sequence[str]
 def records_dataset(generate: Callable[..., Iterator[dict[str, list[bytes]]]],
                     fields: Sequence[str], args: tuple = ()) -> tf.data.Dataset:
   """A dataset of string records from a generator of `chunks`. Why chunks: one tf.data element
-  per record would cap from_generator at ~5k records/s; one per chunk, unbatched, does not."""
+  per record would cap from_generator at ~5k records/s; one per chunk, unbatched, does not.
+  The generator ends when the process exits (xp3_tasks/shutdown.py: a normal exit status)."""
   signature = {field: tf.TensorSpec((None,), tf.string) for field in fields}
-  return tf.data.Dataset.from_generator(generate, output_signature=signature,
+  return tf.data.Dataset.from_generator(shutdown.GATE.guard(generate),
+                                        output_signature=signature,
                                         args=args or None).unbatch()
