@@ -17,9 +17,14 @@ Rates: xp3_tasks/mixing.py (language byte share, `code` x1.3, examples inside a 
                           (explicit opt-in, xP3all-style; the trainer refuses it unless
                           ALLOW_EVAL_DATASETS_IN_TRAINING = True). No other mixture has them.
 
+  <name>                  each mixture of the XP3_MIXTURES setting (declared by source, dataset,
+                          language and template: xp3_tasks/mixture_spec.py, config.py)
+
 Each is a `xp3_tasks.streams.StreamingMixture`: seqio sees its per-prompt tasks and rates, and
 training reads them as one stream (one tokenizer, one shuffle buffer), which scales to the
-release's ~17,000 files. `register_xp3_mixture` (gin-configurable) registers further variants.
+release's ~17,000 files. Every rate comes from a `mixture_spec.MixtureSpec` (xP3's rule is
+`mixture_spec.xp3_rule`); `register_mixture` (Python) and `register_xp3_mixture`
+(gin-configurable) register further ones.
 """
 import gin
 import seqio
@@ -29,6 +34,7 @@ from xp3_tasks import catalog
 from xp3_tasks import config
 from xp3_tasks import metadata
 from xp3_tasks import mixing
+from xp3_tasks import mixture_spec
 from xp3_tasks import streams
 
 TEMPERATURES = (2, 5)
@@ -62,9 +68,16 @@ def register_xp3_mixture(name: str, *, collection: str = "xp3", kind: str = "pro
                          include_held_out=include_held_out)
   if not tasks:
     return ""
-  return _register(name, mixing.task_rates(
-      tasks, by_language=by_language, code_weight=code_weight, temperature=temperature,
-      max_examples_per_task=max_examples_per_task))
+  return register_mixture(mixture_spec.xp3_rule(
+      name, collection=collection, kind=kind, language=language, cluster=cluster,
+      by_language=by_language, code_weight=code_weight, temperature=temperature,
+      max_examples_per_task=max_examples_per_task, include_held_out=include_held_out))
+
+
+def register_mixture(spec: mixture_spec.MixtureSpec) -> str:
+  """Registers a mixture declared by source (mixture_spec.py) as one stream; returns its name.
+  A source without tasks is an error naming it."""
+  return _register(spec.name, mixture_spec.rates(spec))
 
 
 def register_all() -> list[str]:
@@ -86,6 +99,8 @@ def register_all() -> list[str]:
   for cap in CAPS:
     register_xp3_mixture(f"xp3_cap_{cap}", max_examples_per_task=cap)
   register_xp3_mixture("xp3all", include_held_out=True)
+  for name, definition in config.mixture_definitions().items():
+    register_mixture(mixture_spec.from_config(name, definition))
   return [name for name in _REGISTERED if name]
 
 

@@ -30,9 +30,18 @@ with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (
                     mixture's stream (xp3_tasks/streams.py), and each task's own (never more
                     than its examples) where a task or a cached mixture is read through seqio.
 
+  XP3_EXTRA_COLLECTIONS
+                    further collections in xP3 format to register, "name=root,name=root"
+                    (each root with its manifest.json; task names `<name>_...`), e.g. the
+                    sources of the Aya-101 recipe (gin/aya101.gin).
+  XP3_MIXTURES      mixtures declared by source (xp3_tasks/mixture_spec.py), registered by
+                    `import mixtures`: a gin macro dict, or the environment variable as JSON,
+                    {name: {'sources': [{'collection': ..., 'weight': ..., ...}], 'budget': N}}.
+
 A root set to "" or "none" registers nothing for that collection.
 """
 import dataclasses
+import json
 import os
 
 import gin
@@ -85,6 +94,7 @@ class Settings:
   skip_invalid: bool
   shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE
   inputs_eos: bool = False
+  extra_roots: dict[str, str] = dataclasses.field(default_factory=dict)  # XP3_EXTRA_COLLECTIONS
 
 
 def _manifest_path(root: str) -> str:
@@ -98,6 +108,40 @@ def _flag(name: str) -> bool:
   if value not in ("true", "false", "1", "0", "yes", "no"):
     raise ValueError(f"{name} must be true or false, got {value!r}")
   return value in ("true", "1", "yes")
+
+
+def _extra_roots() -> dict[str, str]:
+  value = setting("XP3_EXTRA_COLLECTIONS", "") or ""
+  roots = {}
+  for item in filter(None, (part.strip() for part in value.split(","))):
+    name, sep, root = item.partition("=")
+    name = name.strip().lower()
+    if not sep or not name.isidentifier() or not root.strip():
+      raise ValueError(f"XP3_EXTRA_COLLECTIONS: {item!r} is not name=root (name: letters, "
+                       "digits, _)")
+    if name in COLLECTIONS or name in roots:
+      raise ValueError(f"XP3_EXTRA_COLLECTIONS: collection {name!r} is given twice or is "
+                       f"one of {COLLECTIONS}")
+    roots[name] = root.strip()
+  return roots
+
+
+def mixture_definitions() -> dict[str, dict]:
+  """XP3_MIXTURES (see the module docstring); {} when unset."""
+  try:
+    value = _macro("XP3_MIXTURES")
+  except KeyError:
+    raw = os.environ.get("XP3_MIXTURES")
+    if not raw:
+      return {}
+    try:
+      value = json.loads(raw)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"environment variable XP3_MIXTURES is not JSON: {e}") from e
+  if not isinstance(value, dict):
+    raise TypeError(f"XP3_MIXTURES must be a dict of mixture name -> definition, got "
+                    f"{type(value).__name__}")
+  return value
 
 
 def resolve() -> Settings:
@@ -117,4 +161,4 @@ def resolve() -> Settings:
   return Settings(roots=roots, manifests=manifests,
                   vocab_path=setting("XP3_VOCAB_PATH", default_vocab),
                   skip_invalid=_flag("XP3_SKIP_INVALID"), shuffle_buffer_size=int(buffer),
-                  inputs_eos=_flag("XP3_INPUTS_EOS"))
+                  inputs_eos=_flag("XP3_INPUTS_EOS"), extra_roots=_extra_roots())
