@@ -126,10 +126,21 @@ def _extra_roots() -> dict[str, str]:
   return roots
 
 
+def _follow_macros(value: object) -> object:
+  """`value` with every macro reference inside dicts, lists and tuples replaced by its value."""
+  if isinstance(value, gin.config.ConfigurableReference) and value.selector == "gin.macro":
+    return _follow_macros(value.scoped_configurable_fn())
+  if isinstance(value, dict):
+    return {k: _follow_macros(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(_follow_macros(v) for v in value)
+  return value
+
+
 def mixture_definitions() -> dict[str, dict]:
   """XP3_MIXTURES (see the module docstring); {} when unset."""
   try:
-    value = _macro("XP3_MIXTURES")
+    value = _follow_macros(_macro("XP3_MIXTURES"))
   except KeyError:
     raw = os.environ.get("XP3_MIXTURES")
     if not raw:
