@@ -8,6 +8,9 @@ Rates: xp3_tasks/mixing.py (language byte share, `code` x1.3, examples inside a 
                           deduplicated files without validation splits), same language weights
   xp3mt                   xP3mt per-prompt tasks, same language weights
   xp3x                    xP3x tasks, proportional to examples
+  mt0x                    Aya-101's xP3x share: xP3x over mT5's languages (language_codes.py),
+                          datasets by examples, WikiLingua, MultiEURLEX and Flores downsampled
+                          (x MT0X_DOWNSAMPLE: the paper says downsampled, not by how much)
   xp3_<lang>              one language's tasks, proportional to examples (e.g. xp3_sw)
   xp3_cluster_<cluster>   one cluster (or group: qa, code) over all languages, language weights
                           among the languages that have it (e.g. xp3_cluster_qa)
@@ -32,12 +35,16 @@ import seqio
 import xp3_tasks  # noqa: F401  (registers the tasks)
 from xp3_tasks import catalog
 from xp3_tasks import config
+from xp3_tasks import language_codes
 from xp3_tasks import metadata
 from xp3_tasks import mixing
 from xp3_tasks import mixture_spec
 from xp3_tasks import streams
 
 TEMPERATURES = (2, 5)
+# Aya-101 (RECIPE.md "xP3x pruning"): more than half of xP3x, downsampled; the factor is ours.
+MT0X_DOWNSAMPLED = ("GEM/wiki_lingua", "Muennighoff/multi_eurlex", "facebook/flores")
+MT0X_DOWNSAMPLE = 0.1
 CAPS = (10_000, 100_000)
 
 _REGISTERED: list[str] = []
@@ -80,6 +87,19 @@ def register_mixture(spec: mixture_spec.MixtureSpec) -> str:
   return _register(spec.name, mixture_spec.rates(spec))
 
 
+def register_mt0x(name: str = "mt0x") -> str:
+  """Registers xP3x over mT5's languages with MT0X_DOWNSAMPLED (those the copy has) downsampled;
+  "" when no xP3x task of those languages is registered."""
+  folders = language_codes.mt5_xp3x_folders()
+  tasks = [t for t in metadata.query(collection="xp3x") if t.language in folders]
+  if not tasks:
+    return ""
+  present = {d for t in tasks for d in (t.dataset, t.dataset_hf)}
+  return register_mixture(mixture_spec.MixtureSpec(name, (mixture_spec.Source(
+      "xp3x", by="dataset", languages=folders,
+      downsample={d: MT0X_DOWNSAMPLE for d in MT0X_DOWNSAMPLED if d in present}),)))
+
+
 def register_all() -> list[str]:
   """(Re-)registers every mixture above from the currently registered tasks."""
   for name in _REGISTERED:
@@ -90,6 +110,7 @@ def register_all() -> list[str]:
   register_xp3_mixture("xp3_merged", kind="merged")
   register_xp3_mixture("xp3mt", collection="xp3mt")
   register_xp3_mixture("xp3x", collection="xp3x", by_language=False)
+  register_mt0x()
   for language in sorted({t.language for t in metadata.query()}):
     register_xp3_mixture(f"xp3_{language}", language=language)
   for cluster in catalog.CLUSTERS + tuple(catalog.CLUSTER_GROUPS):

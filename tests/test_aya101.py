@@ -62,7 +62,7 @@ def test_source_weights_are_table_3():
     by_collection = {s.collection: s for s in spec.sources}
     assert by_collection["data_provenance"].max_examples_per_dataset == 20_000
     assert set(by_collection["xp3x"].downsample) == {
-        "GEM/wiki_lingua", "multi_eurlex", "facebook/flores"}
+        "GEM/wiki_lingua", "Muennighoff/multi_eurlex", "facebook/flores"}
 
 
 def test_collections_are_settings():
