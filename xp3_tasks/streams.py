@@ -1,16 +1,16 @@
 """xP3 mixtures that scale to the release: every task's files sampled in one stream.
 
-Why: the release has ~17,000 per-prompt files (8,040 tasks in a synthetic copy of its list). seqio's `Mixture.get_dataset`
-builds one tf.data pipeline per task (source, tokenizer, shuffle buffer, repeat) and samples
-them with one `sample_from_datasets`: each pipeline costs memory and time before the first batch,
-and the per-task machinery caps the batches/s. A `StreamingMixture` keeps seqio's view of the
-mixture (its `tasks` are the per-prompt tasks, `get_rate` their rates from `mixing.py`, so
-inspection, the held-out check and the documented rates are unchanged), but reads it as one
-stream: a seeded sampler draws each example's task by those rates (the same distribution
-`sample_from_datasets` draws from), takes that task's next record (its files in turn, file order
-shuffled per seed, repeating forever as each task of a seqio mixture repeats), and the records
-of all tasks go through one tokenizer and one shuffle buffer (XP3_SHUFFLE_BUFFER_SIZE), with the
-tasks' own preprocessors and features.
+Why: the release has ~17,000 per-prompt files (8,040 tasks in a synthetic copy of its list).
+seqio's `Mixture.get_dataset` builds one tf.data pipeline per task (source, tokenizer, shuffle
+buffer, repeat) and samples them with one `sample_from_datasets`: each pipeline costs memory and
+time before the first batch, and the per-task machinery caps the batches/s. A `StreamingMixture`
+keeps seqio's view of the mixture (its `tasks` are the per-prompt tasks, `get_rate` their rates
+from `mixture_spec.py`, so inspection, the held-out check and the documented rates are
+unchanged), but reads it as one stream: a seeded sampler draws each example's task by those
+rates (the same distribution `sample_from_datasets` draws from), takes that task's next record
+(its files in turn, file order shuffled per seed, repeating forever as each task of a seqio
+mixture repeats), and the records of all tasks go through one tokenizer and one shuffle buffer
+(XP3_SHUFFLE_BUFFER_SIZE), with the tasks' own preprocessors and features.
 
 No file stays open: a task reads its next block of lines (BLOCK_BYTES) when its records run out,
 reopening the file at the byte offset it had reached, so memory is bounded by tasks x block
