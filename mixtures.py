@@ -1,6 +1,7 @@
 """SeqIO mixtures over the xP3 tasks; `import mixtures` registers them (and the tasks).
 
-Rates: xp3_tasks/mixing.py (language byte share, `code` x1.3, examples inside a language).
+Rates: xp3_tasks/mixture_spec.py (xP3's rule: language byte share, `code` x1.3, examples inside
+a language, mixing.py).
 
   xp3                     all xP3 per-prompt tasks (every split file), the mT0 training mixture;
                           with the default settings, the bundled sample (embedded default)

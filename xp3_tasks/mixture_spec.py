@@ -14,7 +14,7 @@ mixture is a list of `Source`s, and the rates follow from them and the manifests
               then the dataset's languages by examples ^(1/`language_temperature`), each capped
               at `max_examples_per_language` (Aya: 3,000 per language per dataset); then the
               tasks (templates) of a dataset and language by examples.
-              by="task": every task by examples (xP3x's former `xp3x` mixture).
+              by="task": every task by examples (the `xp3x` mixture).
   examples    a task's count from the manifest (bytes when a group lacks counts), at most
               `max_examples_per_task`, times its dataset's `downsample` factor.
   templates   `templates_allow` / `templates_deny`: fnmatch patterns on the template name or on
