@@ -219,16 +219,17 @@ def shard_files(files: Sequence[str], shard_info: seqio.ShardInfo | None
   return files, index, num_shards
 
 
-def chunks(records: Iterable[Mapping[str, str]], fields: Sequence[str]
+def chunks(records: Iterable[Mapping[str, str | bytes]], fields: Sequence[str]
            ) -> Iterator[dict[str, list[bytes]]]:
-  """Records grouped into chunks of _CHUNK_SIZE, field -> UTF-8 values (see records_dataset);
-  cut short when the process exits (shutdown.py: a chunk can take seconds on a large mixture)."""
+  """Records grouped into chunks of _CHUNK_SIZE, field -> UTF-8 (or given bytes) values (see
+  records_dataset); cut short when the process exits (shutdown.py: a chunk can take seconds on a large mixture)."""
   chunk = {field: [] for field in fields}
   for record in records:
     if shutdown.GATE.closed:
       return
     for field in fields:
-      chunk[field].append(record[field].encode("utf-8"))
+      value = record[field]
+      chunk[field].append(value if isinstance(value, bytes) else value.encode("utf-8"))
     if len(chunk[fields[0]]) == _CHUNK_SIZE:
       yield chunk
       chunk = {field: [] for field in fields}
