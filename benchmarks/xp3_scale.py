@@ -34,6 +34,8 @@ RESUME_STEP = 1000
 STEADY_BATCHES = 300
 MIXTURE = "xp3"      # --mixture; COLLECTION: --collection (xp3x: benchmarks/synthetic_xp3x.py)
 COLLECTION = "xp3"
+CACHE_DIR = ""       # --cache_dir: read the tasks' SeqIO caches (USE_CACHED_TASKS)
+PER_TASK = False     # --per_task: through seqio's per-task Mixture (same tasks and rates)
 COPIES = {"xp3": "xP3", "xp3x": "xP3x"}
 GOALS = {"registration_s": 30.0, "first_batch_s": 60.0, "peak_rss_gib": 4.0,
          "throughput_vs_train_step": 5.0}
@@ -69,8 +71,16 @@ def _batches(position: int = 0):
                 "mixture_tasks": len(seqio.get_mixture_or_task(MIXTURE).tasks)}
   print(json.dumps(registered), flush=True)  # kept should the part time out
   from xmtf import data  # pylint: disable=g-import-not-at-top
-  config = data.DatasetConfig(mixture_or_task_name=MIXTURE, task_feature_lengths=LENGTHS,
-                              batch_size=BATCH_SIZE, shuffle=True, seed=0)
+  name = MIXTURE
+  if PER_TASK:
+    mixture = seqio.get_mixture_or_task(MIXTURE)
+    name = f"{MIXTURE}_per_task"
+    seqio.MixtureRegistry.add(name, [(t.name, mixture.get_rate(t)) for t in mixture.tasks])
+  if CACHE_DIR:
+    seqio.add_global_cache_dirs([CACHE_DIR])
+  config = data.DatasetConfig(mixture_or_task_name=name, task_feature_lengths=LENGTHS,
+                              batch_size=BATCH_SIZE, shuffle=True, seed=0,
+                              use_cached=bool(CACHE_DIR))
   start = time.perf_counter()
   batches = data.BatchIterator(
       data.get_dataset(config, seqio.ShardInfo(0, 1), BATCH_SIZE), position=position)
@@ -137,7 +147,8 @@ def _run_part(part: str, env: dict[str, str], limit_s: float) -> dict[str, Any]:
   # Output to files, not pipes: a child writing more than a pipe holds would block on it.
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part,
-                             "--mixture", MIXTURE, "--collection", COLLECTION],
+                             "--mixture", MIXTURE, "--collection", COLLECTION,
+                             f"--cache_dir={CACHE_DIR}", f"--per_task={PER_TASK}"],
                             env=env, stdout=out, stderr=err, text=True)
     timed_out = _wait(proc, limit_s)
     out.seek(0)
@@ -242,9 +253,17 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--mixture", default="xp3", help="the mixture to read")
   parser.add_argument("--collection", default="xp3", choices=sorted(COPIES),
                       help="the synthetic copy to read it from")
+  parser.add_argument("--cache_dir", default="",
+                      help="read the tasks' SeqIO caches there (USE_CACHED_TASKS)")
+  parser.add_argument("--per_task", default="False", choices=["True", "False"],
+                      help="read through seqio's per-task Mixture (the tasks and rates of "
+                      "--mixture): the path before the streaming mixtures")
+  parser.add_argument("--parts", default="pipeline,resume,train",
+                      help="comma-separated parts to run (pipeline first)")
   args = parser.parse_args(argv)
-  global MIXTURE, COLLECTION  # pylint: disable=global-statement
+  global MIXTURE, COLLECTION, CACHE_DIR, PER_TASK  # pylint: disable=global-statement
   MIXTURE, COLLECTION = args.mixture, args.collection
+  CACHE_DIR, PER_TASK = args.cache_dir, args.per_task == "True"
   if args.part:
     print(json.dumps(PARTS[args.part]()))
     return
@@ -257,13 +276,17 @@ def main(argv: list[str] | None = None) -> None:
   result: dict[str, Any] = {"label": args.label,
                             "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}"}
   for part in ("pipeline", "resume", "train"):
+    if part not in args.parts.split(","):
+      result[part] = {"skipped": "not asked for (--parts)", "load_before": None}
+      continue
     if part == "resume" and "timed_out_after_s" in result["pipeline"]:
       result[part] = {"skipped": "the pipeline part timed out", "load_before": None}
       continue
     result[part] = _run_part(part, env, args.limit_s)
     print(part, json.dumps(result[part]), flush=True)
   steady = result["pipeline"].get("steady_batches_per_s")
-  result["throughput_vs_train_step"] = steady and steady / result["train"]["train_steps_per_s"]
+  train = result["train"].get("train_steps_per_s")
+  result["throughput_vs_train_step"] = steady and train and steady / train
   result["resume_exact"] = (None if "digest" not in result["resume"] else
                             result["resume"]["digest"] == result["pipeline"][
                                 "digest_at_resume_step"])
