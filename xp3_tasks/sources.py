@@ -222,7 +222,8 @@ def shard_files(files: Sequence[str], shard_info: seqio.ShardInfo | None
 def chunks(records: Iterable[Mapping[str, str | bytes]], fields: Sequence[str]
            ) -> Iterator[dict[str, list[bytes]]]:
   """Records grouped into chunks of _CHUNK_SIZE, field -> UTF-8 (or given bytes) values (see
-  records_dataset); cut short when the process exits (shutdown.py: a chunk can take seconds on a large mixture)."""
+  records_dataset); cut short when the process exits (shutdown.py: a chunk can take seconds on
+  a large mixture)."""
   chunk = {field: [] for field in fields}
   for record in records:
     if shutdown.GATE.closed:
