@@ -168,3 +168,35 @@ def test_training_streams_from_the_cache(kn_cache, tmp_path, monkeypatch):
     seqio.set_global_cache_dirs([])
     with gin.unlock_config():
       gin.clear_config()
+
+
+# `python -m t5x.train`, with seqio's per-task cached source made to fail.
+_T5X_TRAIN_STREAMING = """
+import runpy, sys
+from seqio import dataset_providers
+def per_task_cached_source(*args, **kwargs):
+  raise AssertionError("the cached mixture built seqio's per-task cached source")
+dataset_providers.Task._get_cached_source = per_task_cached_source
+sys.argv = ["t5x.train", *sys.argv[1:]]
+runpy.run_module("t5x.train", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+def test_t5x_train_streams_from_the_cache(kn_cache, tmp_path):
+  """T5X's own train.py with USE_CACHED_TASKS reads the mixture through the cached stream."""
+  if importlib.util.find_spec("t5x") is None:
+    pytest.skip("T5X is not installed")
+  model_dir = tmp_path / "model"
+  env = _env(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run(
+      [sys.executable, "-c", _T5X_TRAIN_STREAMING, "--gin_file=gin/t5x/mt0_tiny.gin",
+       f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=4",
+       "--gin.CHECKPOINT_PERIOD=2", "--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 16}",
+       "--gin.train.infer_eval_dataset_cfg=None", f"--gin.MIXTURE_OR_TASK_NAME='{KN_MIXTURE}'",
+       "--gin.USE_CACHED_TASKS=True", f"--seqio_additional_cache_dirs={kn_cache}"],
+      cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
+  assert result.returncode == 0, result.stderr[-6000:]
+  assert (model_dir / "checkpoint_2" / "state").is_dir()
+  assert "USE_CACHED_TASKS = True" in (model_dir / "config.gin").read_text()
