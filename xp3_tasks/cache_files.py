@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import seqio
 import tensorflow as tf
@@ -51,7 +51,8 @@ def cached_split(task: seqio.Task, split: str) -> CachedSplit:
   return CachedSplit(files, info["features"], examples)
 
 
-def _feature_spec(name: str, shape: list[int | None], dtype: str) -> tf.io.FixedLenFeature:
+def _feature_spec(name: str, shape: list[int | None], dtype: str
+                  ) -> tf.io.FixedLenFeature | tf.io.FixedLenSequenceFeature:
   """seqio's parse spec for a cached feature (int32 and bool stored as int64)."""
   stored = "int64" if dtype in ("int32", "bool") else dtype
   if any(d is None for d in shape[1:]):
@@ -62,7 +63,8 @@ def _feature_spec(name: str, shape: list[int | None], dtype: str) -> tf.io.Fixed
   return tf.io.FixedLenFeature(shape, stored)
 
 
-def parse_fn(features: Mapping[str, Mapping[str, Any]]):
+def parse_fn(features: Mapping[str, Mapping[str, Any]]
+             ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
   """serialized tf.Example -> the cached features in their own dtypes (as seqio reads them)."""
   spec = {name: _feature_spec(name, list(f["shape"]), f["dtype"])
           for name, f in features.items()}
