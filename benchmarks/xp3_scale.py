@@ -32,7 +32,11 @@ BATCH_SIZE = 16
 LENGTHS = {"inputs": 256, "targets": 64}
 RESUME_STEP = 1000
 STEADY_BATCHES = 300
-MIXTURE = "xp3"
+MIXTURE = "xp3"      # --mixture; COLLECTION: --collection (xp3x: benchmarks/synthetic_xp3x.py)
+COLLECTION = "xp3"
+CACHE_DIR = ""       # --cache_dir: read the tasks' SeqIO caches (USE_CACHED_TASKS)
+PER_TASK = False     # --per_task: through seqio's per-task Mixture (same tasks and rates)
+COPIES = {"xp3": "xP3", "xp3x": "xP3x"}
 GOALS = {"registration_s": 30.0, "first_batch_s": 60.0, "peak_rss_gib": 4.0,
          "throughput_vs_train_step": 5.0}
 
@@ -58,17 +62,25 @@ def _batches(position: int = 0):
   importlib.import_module("mixtures")  # registers every task and mixture
   registration = time.perf_counter() - start
   import xp3_tasks  # pylint: disable=g-import-not-at-top
-  prompt_tasks = xp3_tasks.query(include_held_out=True)
+  prompt_tasks = xp3_tasks.query(collection=COLLECTION, include_held_out=True)
   registered = {"registration_s": registration,
                 "tasks_registered": len(seqio.TaskRegistry.names()),
                 "xp3_prompt_tasks": len(prompt_tasks),
                 "xp3_held_out_tasks": sum(t.held_out for t in prompt_tasks),
-                "xp3_merged_tasks": len(xp3_tasks.query(kind="merged")),
+                "xp3_merged_tasks": len(xp3_tasks.query(collection=COLLECTION, kind="merged")),
                 "mixture_tasks": len(seqio.get_mixture_or_task(MIXTURE).tasks)}
   print(json.dumps(registered), flush=True)  # kept should the part time out
   from xmtf import data  # pylint: disable=g-import-not-at-top
-  config = data.DatasetConfig(mixture_or_task_name=MIXTURE, task_feature_lengths=LENGTHS,
-                              batch_size=BATCH_SIZE, shuffle=True, seed=0)
+  name = MIXTURE
+  if PER_TASK:
+    mixture = seqio.get_mixture_or_task(MIXTURE)
+    name = f"{MIXTURE}_per_task"
+    seqio.MixtureRegistry.add(name, [(t.name, mixture.get_rate(t)) for t in mixture.tasks])
+  if CACHE_DIR:
+    seqio.add_global_cache_dirs([CACHE_DIR])
+  config = data.DatasetConfig(mixture_or_task_name=name, task_feature_lengths=LENGTHS,
+                              batch_size=BATCH_SIZE, shuffle=True, seed=0,
+                              use_cached=bool(CACHE_DIR))
   start = time.perf_counter()
   batches = data.BatchIterator(
       data.get_dataset(config, seqio.ShardInfo(0, 1), BATCH_SIZE), position=position)
@@ -134,7 +146,9 @@ def _run_part(part: str, env: dict[str, str], limit_s: float) -> dict[str, Any]:
   (the per-prompt mixture of main once ran 16 minutes at 13 GiB without a first batch)."""
   # Output to files, not pipes: a child writing more than a pipe holds would block on it.
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part],
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.xp3_scale", "--part", part,
+                             "--mixture", MIXTURE, "--collection", COLLECTION,
+                             f"--cache_dir={CACHE_DIR}", f"--per_task={PER_TASK}"],
                             env=env, stdout=out, stderr=err, text=True)
     timed_out = _wait(proc, limit_s)
     out.seek(0)
@@ -169,12 +183,15 @@ def _wait(proc: subprocess.Popen, limit_s: float) -> float | None:
 
 
 def _ensure_copy(data_root: str) -> None:
-  """Writes the synthetic copy and its manifest unless they exist."""
-  xp3 = os.path.join(data_root, "xP3")
-  if not os.path.exists(os.path.join(xp3, "manifest.json")):
-    from benchmarks import synthetic_release  # pylint: disable=g-import-not-at-top
-    synthetic_release.main(["--out", data_root])
-    subprocess.run([sys.executable, "-m", "xp3_tasks.manifest", "--data_dir", xp3], check=True)
+  """Writes the synthetic copy of COLLECTION and its manifest unless they exist."""
+  copy = os.path.join(data_root, COPIES[COLLECTION])
+  if not os.path.exists(os.path.join(copy, "manifest.json")):
+    # pylint: disable=g-import-not-at-top
+    from benchmarks import synthetic_release
+    from benchmarks import synthetic_xp3x
+    writer = synthetic_xp3x if COLLECTION == "xp3x" else synthetic_release
+    writer.main(["--out", data_root])
+    subprocess.run([sys.executable, "-m", "xp3_tasks.manifest", "--data_dir", copy], check=True)
 
 
 def _figure(value: Any, template: str, part: dict[str, Any]) -> str:
@@ -204,7 +221,8 @@ def _markdown(result: dict[str, Any]) -> str:
       ("resumed batch equals the uninterrupted one",
        "-" if result["resume_exact"] is None else str(result["resume_exact"]), "True"),
   ]
-  tasks = (f"{p['tasks_registered']} seqio tasks registered (xP3: {p['xp3_prompt_tasks']} "
+  tasks = (f"{p['tasks_registered']} seqio tasks registered ({COPIES[COLLECTION]}: "
+           f"{p['xp3_prompt_tasks']} "
            f"per-prompt, {p['xp3_held_out_tasks']} of them held out, {p['xp3_merged_tasks']} "
            f"merged), {p['mixture_tasks']} in `{MIXTURE}`" if "tasks_registered" in p
            else "tasks: not reached")
@@ -232,25 +250,43 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--label", default="this branch", help="what was measured (for the table)")
   parser.add_argument("--limit_s", type=float, default=600.0,
                       help="a part running longer is stopped and reported as timed out")
+  parser.add_argument("--mixture", default="xp3", help="the mixture to read")
+  parser.add_argument("--collection", default="xp3", choices=sorted(COPIES),
+                      help="the synthetic copy to read it from")
+  parser.add_argument("--cache_dir", default="",
+                      help="read the tasks' SeqIO caches there (USE_CACHED_TASKS)")
+  parser.add_argument("--per_task", default="False", choices=["True", "False"],
+                      help="read through seqio's per-task Mixture (the tasks and rates of "
+                      "--mixture): the path before the streaming mixtures")
+  parser.add_argument("--parts", default="pipeline,resume,train",
+                      help="comma-separated parts to run (pipeline first)")
   args = parser.parse_args(argv)
+  global MIXTURE, COLLECTION, CACHE_DIR, PER_TASK  # pylint: disable=global-statement
+  MIXTURE, COLLECTION = args.mixture, args.collection
+  CACHE_DIR, PER_TASK = args.cache_dir, args.per_task == "True"
   if args.part:
     print(json.dumps(PARTS[args.part]()))
     return
   _ensure_copy(args.data_root)
   from xp3_tasks import vocab  # pylint: disable=g-import-not-at-top
-  env = dict(os.environ, XP3_DATA_ROOT=os.path.join(args.data_root, "xP3"),
-             XP3MT_DATA_ROOT="none", XP3X_DATA_ROOT="none", TF_CPP_MIN_LOG_LEVEL="2",
+  roots = {"XP3_DATA_ROOT": "none", "XP3MT_DATA_ROOT": "none", "XP3X_DATA_ROOT": "none",
+           f"{COLLECTION.upper()}_DATA_ROOT": os.path.join(args.data_root, COPIES[COLLECTION])}
+  env = dict(os.environ, **roots, TF_CPP_MIN_LOG_LEVEL="2",
              XP3_VOCAB_PATH=vocab.SAMPLE_VOCAB_PATH, CUDA_VISIBLE_DEVICES="")
   result: dict[str, Any] = {"label": args.label,
                             "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}"}
   for part in ("pipeline", "resume", "train"):
+    if part not in args.parts.split(","):
+      result[part] = {"skipped": "not asked for (--parts)", "load_before": None}
+      continue
     if part == "resume" and "timed_out_after_s" in result["pipeline"]:
       result[part] = {"skipped": "the pipeline part timed out", "load_before": None}
       continue
     result[part] = _run_part(part, env, args.limit_s)
     print(part, json.dumps(result[part]), flush=True)
   steady = result["pipeline"].get("steady_batches_per_s")
-  result["throughput_vs_train_step"] = steady and steady / result["train"]["train_steps_per_s"]
+  train = result["train"].get("train_steps_per_s")
+  result["throughput_vs_train_step"] = steady and train and steady / train
   result["resume_exact"] = (None if "digest" not in result["resume"] else
                             result["resume"]["digest"] == result["pipeline"][
                                 "digest_at_resume_step"])

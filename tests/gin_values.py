@@ -1,7 +1,7 @@
 """Reads bound gin values the same way in this process and in T5X's (test helper and script).
 
   python tests/gin_values.py '{"xxl": {"name": "selector", ...}, ...}'
-parses gin/t5x/mt0_<size>.gin as T5X's train.py does (from the repository root) and prints
+parses gin/t5x/mt0_<size>.gin (gin/t5x/<size> for a size ending in .gin) as T5X's train.py does (from the repository root) and prints
 `T5X_VALUES=<json>`: per size, the value of each selector. T5X's gin files import
 `__main__ as train_script` (train.py runs as __main__) and some import `mixtures`, so they are
 parsed in a process of their own.
@@ -38,7 +38,8 @@ def _dump_t5x(selectors_by_size: dict[str, dict[str, str]]) -> dict[str, dict[st
   for size, selectors in selectors_by_size.items():
     with gin.unlock_config():
       gin.clear_config()
-    gin.parse_config_files_and_bindings([f"gin/t5x/mt0_{size}.gin"],
+    path = f"gin/t5x/{size}" if size.endswith(".gin") else f"gin/t5x/mt0_{size}.gin"
+    gin.parse_config_files_and_bindings([path],
                                         ["MODEL_DIR = '/tmp/unused'"], finalize_config=False)
     out[size] = {name: query(selector) for name, selector in selectors.items()}
   return out

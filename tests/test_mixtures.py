@@ -14,6 +14,7 @@ from xp3_tasks import eval_tasks
 from xp3_tasks import held_out
 from xp3_tasks import languages
 from xp3_tasks import mixing
+from xp3_tasks import mixture_spec
 from xp3_tasks import sources
 
 SAMPLE_LANGUAGES = ("ar", "bn", "code", "en", "es", "fr", "hi", "kn", "sw", "ta", "te", "ur", "yo",
@@ -68,10 +69,14 @@ def test_temperature_and_caps():
   assert shares == pytest.approx(_expected_language_shares(SAMPLE_LANGUAGES, temperature=5))
   assert shares["yo"] > mixing.language_proportions(_rates("xp3"))["yo"]
   tasks = xp3_tasks.query(language="en")
-  capped = mixing.task_rates(tasks, max_examples_per_task=2)
+  capped = mixture_spec.task_rates(
+      mixture_spec.Source("xp3", by="language", language_rule="xp3_bytes",
+                          max_examples_per_task=2), tasks)
   assert list(capped.values()) == pytest.approx([1 / len(tasks)] * len(tasks))  # all >= 2
   with pytest.raises(ValueError, match="temperature must be > 0"):
     mixing.language_weights(["en"], temperature=0)
+  with pytest.raises(ValueError, match="max_examples_per_task must be positive"):
+    mixture_spec.Source("xp3", max_examples_per_task=0)
 
 
 def test_cluster_and_collection_mixtures():
@@ -128,7 +133,8 @@ def test_tasks_without_counts_are_weighed_by_bytes():
   info = xp3_tasks.query(language="sw")
   without = [dataclasses.replace(t, files=tuple(dataclasses.replace(f, num_examples=None)
                                                 for f in t.files)) for t in info]
-  rates = mixing.task_rates(without)
+  rates = mixture_spec.task_rates(
+      mixture_spec.Source("xp3", by="language", language_rule="xp3_bytes"), without)
   total = sum(t.num_bytes for t in info)
   assert rates == pytest.approx({t.name: t.num_bytes / total for t in info})
 

@@ -26,11 +26,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _parse(size: str) -> None:
-  """Parses the recipe without importing `mixtures` (its data root is a placeholder)."""
+  """Parses the recipe (mt0_<size>.gin, or `size` itself when it ends in .gin) without
+  importing `mixtures` (its data root is a placeholder)."""
   with gin.unlock_config():
     gin.clear_config()
   gin.add_config_file_search_path(gin_utils.GIN_DIR)
-  gin.parse_config_files_and_bindings([f"mt0_{size}.gin"], ["MODEL_DIR = '/tmp/unused'"],
+  path = size if size.endswith(".gin") else f"mt0_{size}.gin"
+  gin.parse_config_files_and_bindings([path], ["MODEL_DIR = '/tmp/unused'"],
                                       finalize_config=False)
 
 
@@ -149,6 +151,9 @@ SAME_SETTINGS = {
 T5X_ONLY = {"tiny": {"eval_period": 300, "eval_mixture": "xp3_eval_sample"}}
 
 
+T5X_RECIPES = ("tiny", *SIZES, "aya101.gin")  # gin/t5x/aya101.gin: tests/test_aya101.py
+
+
 @pytest.fixture(scope="module")
 def t5x_values() -> dict:
   if importlib.util.find_spec("t5x") is None:
@@ -157,7 +162,7 @@ def t5x_values() -> dict:
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO, "tests", "gin_values.py"),
-       json.dumps({size: selectors for size in ("tiny", *SIZES)})],
+       json.dumps({size: selectors for size in T5X_RECIPES})],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith(gin_values.PREFIX)][-1]
@@ -165,7 +170,7 @@ def t5x_values() -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("size", ("tiny", *SIZES))
+@pytest.mark.parametrize("size", T5X_RECIPES)
 def test_t5x_recipe_equals_ours(size, t5x_values):
   """gin/t5x/mt0_<size>.gin gives T5X every number gin/mt0_<size>.gin gives xmtf."""
   _parse(size)
@@ -176,4 +181,4 @@ def test_t5x_recipe_equals_ours(size, t5x_values):
   ours.update(T5X_ONLY.get(size, {}))
   ours = json.loads(json.dumps(ours))  # tuples as T5X's side came back: lists
   assert t5x_values[size] == ours
-  assert ours["dataset.batch_size"] == (16 if size == "tiny" else 512)  # not all unbound
+  assert ours["dataset.batch_size"] == {"tiny": 16, "aya101.gin": 256}.get(size, 512)

@@ -189,6 +189,42 @@ def test_cursor_is_as_strict_as_the_source(tmp_path):
   assert sources.skipped_counts()[invalid] == {"malformed_json": 1}
 
 
+def _tfrecords(path, records):
+  """A TFRecord file as Beam's sink and seqio's cache job write it (TensorFlow's writer)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for record in records:
+      writer.write(record)
+  return str(path)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 30, streams.BLOCK_BYTES])
+def test_cached_cursor_reads_shards_in_turn_forever(tmp_path, block_bytes):
+  a = _tfrecords(tmp_path / "train.tfrecord-00000-of-00003", [b"a0", b"a1"])
+  empty = _tfrecords(tmp_path / "train.tfrecord-00001-of-00003", [])  # Beam writes these
+  b = _tfrecords(tmp_path / "train.tfrecord-00002-of-00003", [b"b0", b"b1", b"b2"])
+  cursor = streams.CachedTaskCursor([a, empty, b], block_bytes=block_bytes)
+  got = [cursor.next()[streams.CACHED_FIELD] for _ in range(11)]
+  assert got == [b"a0", b"a1", b"b0", b"b1", b"b2"] * 2 + [b"a0"]
+  sharded = [streams.CachedTaskCursor([b], line_index=i, line_shards=2,
+                                      block_bytes=block_bytes) for i in range(2)]
+  assert [[c.next()[streams.CACHED_FIELD] for _ in range(3)] for c in sharded] == [
+      [b"b0", b"b2", b"b0"], [b"b1", b"b1", b"b1"]]
+  assert streams.CachedTaskCursor([empty]).next() is None  # exhausted, not an error
+
+
+def test_cached_cursor_names_a_corrupt_shard(tmp_path):
+  path = tmp_path / "train.tfrecord-00000-of-00001"
+  _tfrecords(path, [b"first", b"second"])
+  data_bytes = bytearray(path.read_bytes())
+  data_bytes[-6] ^= 0xFF  # a byte of the second record's payload: its CRC no longer matches
+  path.write_bytes(bytes(data_bytes))
+  cursor = streams.CachedTaskCursor([str(path)])
+  with pytest.raises(ValueError, match="train.tfrecord-00000-of-00001: corrupt TFRecord"):
+    for _ in range(2):
+      cursor.next()
+
+
 def test_sampler_drops_exhausted_tasks_and_draws_by_rate(tmp_path):
   good = _write(tmp_path / "good.jsonl", [_record("g")])
   other = _write(tmp_path / "other.jsonl", [_record("o")])

@@ -30,6 +30,14 @@ with `--gin_bindings='import mixtures'`, after its `--gin.XP3_*=...`. Settings (
                     mixture's stream (xp3_tasks/streams.py), and each task's own (never more
                     than its examples) where a task or a cached mixture is read through seqio.
 
+  XP3_EXTRA_COLLECTIONS
+                    further collections in xP3 format to register, "name=root,name=root"
+                    (each root with its manifest.json; task names `<name>_...`), e.g. the
+                    sources of the Aya-101 recipe (gin/aya101.gin).
+  XP3_MIXTURES      mixtures declared by source (xp3_tasks/mixture_spec.py), registered by
+                    `import mixtures`: a gin macro dict, or the environment variable as JSON,
+                    {name: {'sources': [{'collection': ..., 'weight': ..., ...}], 'budget': N}}.
+
 A root set to "" or "none" registers nothing for that collection.
 
 Templated tasks on the fly (templated_tasks.py; no build, no files):
@@ -43,6 +51,7 @@ Templated tasks on the fly (templated_tasks.py; no build, no files):
   XP3_RAW_DATASETS_FILE   the dataset list (default: xp3_tasks/data/datasets.yaml)
 """
 import dataclasses
+import json
 import os
 
 import gin
@@ -96,6 +105,7 @@ class Settings:
   shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE
   inputs_eos: bool = False
   raw: "RawSettings | None" = None    # templated tasks on the fly (None: not configured)
+  extra_roots: dict[str, str] = dataclasses.field(default_factory=dict)  # XP3_EXTRA_COLLECTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +148,51 @@ def _raw() -> RawSettings | None:
   return RawSettings(root, templates, collection, datasets, setting("XP3_RAW_DATASETS_FILE"))
 
 
+def _extra_roots() -> dict[str, str]:
+  value = setting("XP3_EXTRA_COLLECTIONS", "") or ""
+  roots = {}
+  for item in filter(None, (part.strip() for part in value.split(","))):
+    name, sep, root = item.partition("=")
+    name = name.strip().lower()
+    if not sep or not name.isidentifier() or not root.strip():
+      raise ValueError(f"XP3_EXTRA_COLLECTIONS: {item!r} is not name=root (name: letters, "
+                       "digits, _)")
+    if name in COLLECTIONS or name in roots:
+      raise ValueError(f"XP3_EXTRA_COLLECTIONS: collection {name!r} is given twice or is "
+                       f"one of {COLLECTIONS}")
+    roots[name] = root.strip()
+  return roots
+
+
+def _follow_macros(value: object) -> object:
+  """`value` with every macro reference inside dicts, lists and tuples replaced by its value."""
+  if isinstance(value, gin.config.ConfigurableReference) and value.selector == "gin.macro":
+    return _follow_macros(value.scoped_configurable_fn())
+  if isinstance(value, dict):
+    return {k: _follow_macros(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(_follow_macros(v) for v in value)
+  return value
+
+
+def mixture_definitions() -> dict[str, dict]:
+  """XP3_MIXTURES (see the module docstring); {} when unset."""
+  try:
+    value = _follow_macros(_macro("XP3_MIXTURES"))
+  except KeyError:
+    raw = os.environ.get("XP3_MIXTURES")
+    if not raw:
+      return {}
+    try:
+      value = json.loads(raw)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"environment variable XP3_MIXTURES is not JSON: {e}") from e
+  if not isinstance(value, dict):
+    raise TypeError(f"XP3_MIXTURES must be a dict of mixture name -> definition, got "
+                    f"{type(value).__name__}")
+  return value
+
+
 def resolve() -> Settings:
   """The current settings (see the module docstring for the lookup order)."""
   roots, manifests = {}, {}
@@ -158,4 +213,4 @@ def resolve() -> Settings:
   return Settings(roots=roots, manifests=manifests,
                   vocab_path=setting("XP3_VOCAB_PATH", default_vocab),
                   skip_invalid=_flag("XP3_SKIP_INVALID"), shuffle_buffer_size=int(buffer),
-                  inputs_eos=_flag("XP3_INPUTS_EOS"), raw=raw)
+                  inputs_eos=_flag("XP3_INPUTS_EOS"), raw=raw, extra_roots=_extra_roots())

@@ -9,6 +9,8 @@ import dataclasses
 import functools
 import os
 
+from xp3_tasks import language_codes
+
 LANGUAGES_TSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                              "languages.tsv")
 
@@ -20,18 +22,8 @@ TOTAL_SAMPLES = 78_883_588
 XP3MT_PROMPT_LANGUAGES = ("en", "zh", "ar", "es", "vi", "hi", "sw", "fr", "te", "bn", "id", "ur",
                           "ta", "pt", "yo", "pa", "ne", "mr", "ig", "gu")
 
-# Flores-200 codes (xP3x folders, translation subsets) of the xP3 languages.
-FLORES_CODES = {
-    "tw": "twi_Latn", "bm": "bam_Latn", "ak": "aka_Latn", "eu": "eus_Latn", "ca": "cat_Latn",
-    "fon": "fon_Latn", "st": "sot_Latn", "ki": "kik_Latn", "tum": "tum_Latn", "wo": "wol_Latn",
-    "ln": "lin_Latn", "as": "asm_Beng", "or": "ory_Orya", "kn": "kan_Knda", "ml": "mal_Mlym",
-    "rn": "run_Latn", "nso": "nso_Latn", "tn": "tsn_Latn", "lg": "lug_Latn", "rw": "kin_Latn",
-    "ts": "tso_Latn", "sn": "sna_Latn", "xh": "xho_Latn", "zu": "zul_Latn", "ny": "nya_Latn",
-    "ig": "ibo_Latn", "yo": "yor_Latn", "ne": "npi_Deva", "pa": "pan_Guru", "gu": "guj_Gujr",
-    "sw": "swh_Latn", "mr": "mar_Deva", "bn": "ben_Beng", "ta": "tam_Taml", "te": "tel_Telu",
-    "ur": "urd_Arab", "vi": "vie_Latn", "hi": "hin_Deva", "zh": "zho_Hans", "id": "ind_Latn",
-    "ar": "arb_Arab", "fr": "fra_Latn", "pt": "por_Latn", "es": "spa_Latn", "en": "eng_Latn",
-}
+# Flores-200 codes (xP3x folders, translation subsets) of the xP3 languages (language_codes.py).
+FLORES_CODES = language_codes.xp3_to_xp3x()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,11 @@ strictly instead (errors name file:line; with `--skip_invalid` bad lines are cou
 skipped); `--no_count` records only byte sizes (mixing rates then use bytes). xP3x records
 carry their own metadata (`language`, `split`, `template`, `dataset`, `config`): the first
 record of each xP3x file is read to fill the manifest from it (dataset, config = subset, split,
-template; the folder stays the language). A file whose dataset or split the catalog does not
-know never aborts a build: it is counted and named in one log line per kind, and its task gets
-the cluster `unknown`; the summary line prints the counts.
+template; the folder stays the language); records in the Aya Collection's schema
+(`dataset_name`, `sub_dataset_name`, `split`, `template_id`, with `task_type`, `script`, ...)
+likewise, so any collection in xP3's layout can be a mixture's source. A file whose dataset or
+split the catalog does not know never aborts a build: it is counted and named in one log line
+per kind, and its task gets the cluster `unknown`; the summary line prints the counts.
 """
 import argparse
 import concurrent.futures
@@ -33,6 +35,14 @@ from xp3_tasks.manifest_file import FileEntry, Manifest, MANIFEST_NAME, read, wr
 from xp3_tasks import sources
 
 XP3X_FIELDS = ("language", "split", "template", "dataset", "config")
+# The Aya Collection's record metadata (Hugging Face schema of CohereForAI/aya_collection):
+# files of such records name their dataset, subset and template in the records.
+AYA_FIELDS = ("dataset_name", "sub_dataset_name", "task_type", "template_id", "script", "split",
+              "language")
+RECORD_FIELDS = tuple(dict.fromkeys(XP3X_FIELDS + AYA_FIELDS))
+# Which record fields say (dataset, config, split, template), in each known schema.
+_RECORD_KEYS = (("dataset", "config", "split", "template"),
+                ("dataset_name", "sub_dataset_name", "split", "template_id"))
 
 
 def _is_dir(path: str) -> bool:
@@ -61,17 +71,28 @@ def _first_record(path: str) -> dict[str, Any]:
   return {}
 
 
-def from_record(first: dict[str, Any]) -> catalog.FileName:
-  """An xP3x file's parts from its first record (xP3x names replace `-` by `_`, so the name
-  cannot be parsed against the catalog; the records say what they are)."""
-  dataset_hf = str(first["dataset"])
+def _record_keys(first: dict[str, Any]) -> tuple[str, str, str, str] | None:
+  """The (dataset, config, split, template) fields of the first record's schema, if known."""
+  for keys in _RECORD_KEYS:
+    if all(key in first for key in keys):
+      return keys
+  return None
+
+
+def from_record(first: dict[str, Any],
+                keys: tuple[str, str, str, str] = _RECORD_KEYS[0]) -> catalog.FileName:
+  """A file's parts from its first record, for xP3x and the Aya Collection (xP3x names replace
+  `-` by `_`, Aya's do not follow xP3's, so the name cannot be parsed against the catalog; the
+  records say what they are). `keys`: the record's (dataset, config, split, template) fields."""
+  dataset_key, config_key, split_key, template_key = keys
+  dataset_hf = str(first[dataset_key])
   dataset = dataset_hf.replace("/", "_")
-  config = first["config"]
+  config = first[config_key]
   subset = None if config in (None, "", "None") else str(config)
-  template = str(first["template"]).replace("/", "_").replace(" ", "_")
+  template = str(first[template_key]).replace("/", "_").replace(" ", "_")
   known = dataset in catalog.DATASETS
   return catalog.FileName(
-      dataset=dataset, dataset_hf=dataset_hf, subset=subset, split=str(first["split"]),
+      dataset=dataset, dataset_hf=dataset_hf, subset=subset, split=str(first[split_key]),
       template=template, prompt_language=catalog.prompt_language(template),
       cluster=catalog.cluster_of(dataset, subset) if known else "unknown",
       issue=None if known else catalog.UNKNOWN_DATASET)
@@ -88,11 +109,11 @@ def _describe(root: str, language: str, name: str, count: bool, validate: bool,
     parsed = None
   else:
     first = _first_record(path)
-    extra = tuple(field for field in XP3X_FIELDS if field in first)
+    extra = tuple(field for field in RECORD_FIELDS if field in first)
     if extra:
       metadata = {field: str(first[field]) for field in extra}
-    parsed = (from_record(first) if len(extra) == len(XP3X_FIELDS)
-              else catalog.parse_file_name(name))
+    keys = _record_keys(first)
+    parsed = from_record(first, keys) if keys else catalog.parse_file_name(name)
   num_examples, num_skipped = (_count(path, validate, skip_invalid, extra) if count
                                else (None, 0))
   entry = FileEntry(

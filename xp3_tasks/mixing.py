@@ -1,4 +1,4 @@
-"""Mixing rates for xP3 mixtures, computed from the catalog and the manifest.
+"""xP3's mixing rule's parts: language weights and task sizes (mixture_spec.py combines them).
 
 Why not seqio.mixing_rate_num_examples: it needs cached statistics and fails on uncached
 tasks; the manifest already holds every task's example count, so rates are plain numbers.
@@ -13,7 +13,7 @@ manifest built with --no_count) are weighed by bytes: within a language, all tas
 as soon as one lacks a count.
 """
 import collections
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from xp3_tasks import languages as languages_lib
 from xp3_tasks import metadata
@@ -37,7 +37,8 @@ def language_weights(language_codes: Iterable[str], *, code_weight: float = CODE
   return {code: w / total for code, w in raw.items()}
 
 
-def _sizes(tasks: list[metadata.TaskInfo], cap: int | None) -> dict[str, float]:
+def task_sizes(tasks: Sequence[metadata.TaskInfo], cap: int | None) -> dict[str, float]:
+  """Task -> examples (at most `cap`), or bytes for all when one of `tasks` lacks a count."""
   use_bytes = any(t.num_examples is None for t in tasks)
   sizes = {}
   for t in tasks:
@@ -46,41 +47,6 @@ def _sizes(tasks: list[metadata.TaskInfo], cap: int | None) -> dict[str, float]:
       size = min(size, cap)
     sizes[t.name] = float(size)
   return sizes
-
-
-def task_rates(tasks: Iterable[metadata.TaskInfo], *, by_language: bool = True,
-               code_weight: float = CODE_WEIGHT, temperature: float = 1.0,
-               max_examples_per_task: int | None = None) -> dict[str, float]:
-  """task name -> rate (summing to 1); empty tasks are left out.
-
-  by_language=False weighs all tasks by their (capped) example counts alone (used where
-  languages are not xP3's, e.g. xP3x folders).
-  """
-  if max_examples_per_task is not None and max_examples_per_task <= 0:
-    raise ValueError(f"max_examples_per_task must be positive, got {max_examples_per_task}")
-  tasks = list(tasks)
-  if not by_language:
-    sizes = {k: v for k, v in _sizes(tasks, max_examples_per_task).items() if v > 0}
-    if not sizes:
-      raise ValueError("every task is empty")
-    total = sum(sizes.values())
-    return {name: size / total for name, size in sorted(sizes.items())}
-  groups = collections.defaultdict(list)
-  for t in tasks:
-    groups[t.language].append(t)
-  sizes_by_language = {}
-  for language, members in groups.items():
-    sizes = {k: v for k, v in _sizes(members, max_examples_per_task).items() if v > 0}
-    if sizes:
-      sizes_by_language[language] = sizes
-  weights = language_weights(sizes_by_language, code_weight=code_weight,
-                             temperature=temperature)
-  rates = {}
-  for language, sizes in sizes_by_language.items():
-    total = sum(sizes.values())
-    for name, size in sizes.items():
-      rates[name] = weights[language] * size / total
-  return dict(sorted(rates.items()))
 
 
 def language_proportions(rates: dict[str, float]) -> dict[str, float]:

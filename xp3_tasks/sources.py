@@ -24,6 +24,7 @@ import seqio
 import tensorflow as tf
 
 from xmtf import fileio
+from xp3_tasks import shutdown
 
 REQUIRED_FIELDS = ("inputs", "targets")
 _CHUNK_SIZE = 256  # records per from_generator element
@@ -218,13 +219,18 @@ def shard_files(files: Sequence[str], shard_info: seqio.ShardInfo | None
   return files, index, num_shards
 
 
-def chunks(records: Iterable[Mapping[str, str]], fields: Sequence[str]
+def chunks(records: Iterable[Mapping[str, str | bytes]], fields: Sequence[str]
            ) -> Iterator[dict[str, list[bytes]]]:
-  """Records grouped into chunks of _CHUNK_SIZE, field -> UTF-8 values (see records_dataset)."""
+  """Records grouped into chunks of _CHUNK_SIZE, field -> UTF-8 (or given bytes) values (see
+  records_dataset); cut short when the process exits (shutdown.py: a chunk can take seconds on
+  a large mixture)."""
   chunk = {field: [] for field in fields}
   for record in records:
+    if shutdown.GATE.closed:
+      return
     for field in fields:
-      chunk[field].append(record[field].encode("utf-8"))
+      value = record[field]
+      chunk[field].append(value if isinstance(value, bytes) else value.encode("utf-8"))
     if len(chunk[fields[0]]) == _CHUNK_SIZE:
       yield chunk
       chunk = {field: [] for field in fields}
@@ -235,7 +241,9 @@ def chunks(records: Iterable[Mapping[str, str]], fields: Sequence[str]
 def records_dataset(generate: Callable[..., Iterator[dict[str, list[bytes]]]],
                     fields: Sequence[str], args: tuple = ()) -> tf.data.Dataset:
   """A dataset of string records from a generator of `chunks`. Why chunks: one tf.data element
-  per record would cap from_generator at ~5k records/s; one per chunk, unbatched, does not."""
+  per record would cap from_generator at ~5k records/s; one per chunk, unbatched, does not.
+  The generator ends when the process exits (xp3_tasks/shutdown.py: a normal exit status)."""
   signature = {field: tf.TensorSpec((None,), tf.string) for field in fields}
-  return tf.data.Dataset.from_generator(generate, output_signature=signature,
+  return tf.data.Dataset.from_generator(shutdown.GATE.guard(generate),
+                                        output_signature=signature,
                                         args=args or None).unbatch()

@@ -139,15 +139,16 @@ def register_all(settings: config.Settings | None = None) -> dict[str, list[str]
   settings = settings or config.resolve()
   vocabulary = vocab_lib.get_vocabulary(settings.vocab_path)
   registered = {}
-  for collection in config.COLLECTIONS:
-    root = settings.roots[collection]
+  roots = dict(settings.roots, **settings.extra_roots)
+  for collection, root in roots.items():
     if root is None:
       for name in metadata.remove_collection(collection):
         _remove(name)
       registered[collection] = []
       continue
+    manifest_path = settings.manifests.get(collection) or fileio.join(root, "manifest.json")
     registered[collection] = register_collection(
-        collection, root, settings.manifests[collection], vocabulary,
+        collection, root, manifest_path, vocabulary,
         skip_invalid=settings.skip_invalid,
         max_shuffle_buffer_size=settings.shuffle_buffer_size, inputs_eos=settings.inputs_eos)
   return registered
