@@ -187,7 +187,7 @@ def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
   from test_train_cli import read_metrics, tiny_args  # pylint: disable=g-import-not-at-top
   from xmtf.cli import train as train_cli  # pylint: disable=g-import-not-at-top
   from xmtf import checkpoints, evaluation  # pylint: disable=g-import-not-at-top
-  from xp3_tasks import config, mixing, streams  # pylint: disable=g-import-not-at-top
+  from xp3_tasks import mixing, mixture_spec  # pylint: disable=g-import-not-at-top
   from xp3_tasks import templated_tasks  # pylint: disable=g-import-not-at-top
 
   new = pathlib.Path(__file__).parent / "data" / "xp3_new_language"
@@ -206,14 +206,12 @@ def test_adding_a_language_builds_mixes_and_trains(tmp_path, monkeypatch):
                            "am/xp3_GEM_xlsum_amharic_validation_title_yes_no_am.jsonl"]
   tasks.register_collection("xp3am", str(out), str(out / manifest.MANIFEST_NAME),
                             vocab.get_vocabulary(vocab.SAMPLE_VOCAB_PATH))
-  share = 0.2
-  rates = {n: r * (1 - share) for n, r in mixing.task_rates(
-      metadata.query(collection="xp3")).items()}
-  rates.update({n: r * share for n, r in mixing.task_rates(
-      metadata.query(collection="xp3am"), by_language=False).items()})
-  seqio.MixtureRegistry.add("xp3_with_am", sorted(rates.items()),
-                            mixture_cls=streams.StreamingMixture,
-                            shuffle_buffer_size=config.resolve().shuffle_buffer_size)
+  share = 0.2  # xP3's languages keep their byte shares among themselves; am's tasks by examples
+  spec = mixture_spec.MixtureSpec("xp3_with_am", (
+      mixture_spec.Source("xp3", weight=1 - share, by="language", language_rule="xp3_bytes"),
+      mixture_spec.Source("xp3am", weight=share, by="task")))
+  mixtures.register_mixture(spec)
+  rates = mixture_spec.rates(spec)
   monkeypatch.chdir(ROOT)
   try:
     assert mixing.language_proportions(rates)["am"] == pytest.approx(share)
