@@ -244,7 +244,7 @@ def largest_buffers(report_path: str | None, limit: int = 12) -> list[str]:
         break  # the first table is HBM's (memory space 0)
       parts = [p.strip() for p in line.split(";")]
       if len(parts) == 5 and parts[1].endswith("B") and "cumulative" not in parts[0]:
-        rows.append(f"{parts[1]:>10}  {parts[4]}")
+        rows.append(f"{parts[1]:>10}  {parts[4][:160]}")
   return rows[:limit]
 
 

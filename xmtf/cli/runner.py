@@ -39,10 +39,11 @@ def run(command: Callable[[argparse.Namespace], Any], argv: Sequence[str] | None
     gin_utils.add_gin_flags(parser)
     argv = gin_utils.rewrite_gin_shorthand(argv)
   args = parser.parse_args(argv)
-  if before_devices is not None:
-    before_devices(args)
   from xmtf import runtime  # pylint: disable=g-import-not-at-top
 
+  if before_devices is not None:
+    before_devices(args)
+  runtime.quiet_absent_tpu()
   runtime.hide_gpus_from_tensorflow()
   if use_gin:
     gin_utils.parse_gin(args.gin_file, [*args.gin_bindings, *extra_bindings],
