@@ -49,7 +49,7 @@ def test_slice_names_map_to_libtpu_topologies():
 def test_invalid_optimal_seconds_falls_back_to_the_roofline():
   step = plan_lib.Plan(
       model="m", num_params=1, num_devices=4, mesh={"data": 4, "model": 1}, partitioning="p",
-      batch_size=8, input_length=4, target_length=4, num_microbatches=2, remat_policy="none",
+      batch_size=8, input_length=4, target_length=4, num_microbatches=1, remat_policy="none",
       param_bytes=0, opt_state_bytes=0, batch_bytes=0, temp_bytes=0, compiled_argument_bytes=0,
       compiled_output_bytes=0, compiled_alias_bytes=0, xla_flops_per_device=None,
       analytic_flops=4 * 275e12, compile_seconds=0)
@@ -57,10 +57,9 @@ def test_invalid_optimal_seconds_falls_back_to_the_roofline():
   for optimal in (-594.7, float("nan"), 0.0):
     result = tpu_plan.TpuPlan(step=step, tpu="v4-8", topology="t", chip="c",
                               usable_hbm_bytes=1.0, fits=True, compile_seconds=0)
-    tpu_plan._estimate_time(result, {"flops": 275e12, "bytes accessed": 1228e9,
-                                     "optimal_seconds": optimal}, chip)
+    tpu_plan._estimate_time(result, 2 * 275e12, 2 * 1228e9, optimal, chip)
     assert result.step_time_method.startswith("roofline")
-    assert result.step_seconds == pytest.approx(2.0)  # 2 microbatches x 1 s, compute = memory
+    assert result.step_seconds == pytest.approx(2.0)  # compute = memory = 2 s
     assert result.mfu == pytest.approx(0.5)
 
 

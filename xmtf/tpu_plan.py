@@ -228,7 +228,7 @@ class TpuPlan:
 
 
 def _newest(dump_dir: str, suffix: str) -> str | None:
-  paths = glob.glob(os.path.join(dump_dir, f"*jit__train_step*{suffix}"))
+  paths = glob.glob(os.path.join(dump_dir, f"*train_step*{suffix}"))
   return max(paths, key=os.path.getmtime) if paths else None
 
 
@@ -248,21 +248,53 @@ def largest_buffers(report_path: str | None, limit: int = 12) -> list[str]:
   return rows[:limit]
 
 
-def _cost(compiled: Any) -> dict[str, float]:
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else {}
-  return dict(cost or {})
+def compile_plan(tpu: Slice, dump_dir: str) -> TpuPlan:
+  """Lowers the gin-bound train step for the slice's devices and compiles it with libtpu.
 
-
-def compile_plan(tpu: Slice, dump_dir: str, num_layers: int | None = None) -> TpuPlan:
-  """Lowers the gin-bound train step for the slice's devices and compiles it with libtpu."""
+  A scanned step (`T5Config.scan_layers`) gets its memory from its own compilation but its cost
+  and collectives from the unrolled step with 1 and 2 layers per stack, extrapolated linearly in
+  depth (exact: the layers are alike): the cost analysis counts a loop's body once."""
   devices = topology_devices(tpu)
   hbm = usable_hbm_bytes(devices[0])
-  step, lowered = plan_lib.lower_step(devices, num_layers)
+  step, lowered = plan_lib.lower_step(devices)
+  result = compile_lowered(lowered, step, tpu, dump_dir, hbm)
+  from xmtf import train  # pylint: disable=g-import-not-at-top  (jax after the environment)
+
+  config = train.train_binding("model_config")
+  if not config.scan_layers or result.oom_message:
+    return result
+  if config.num_encoder_layers != config.num_decoder_layers:
+    raise ValueError("the cost of a scanned step is extrapolated from 1 and 2 layers per stack: "
+                     "it needs as many encoder as decoder layers")
+  one, two = (compile_lowered(plan_lib.lower_step(devices, n)[1], step, tpu, dump_dir, hbm)
+              for n in (1, 2))
+  depth = config.num_encoder_layers
+  linear = lambda a, b: None if a is None or b is None else a + (b - a) * (depth - 1)
+  result.flops_per_device = linear(one.flops_per_device, two.flops_per_device)
+  result.bytes_accessed_per_device = linear(one.bytes_accessed_per_device,
+                                            two.bytes_accessed_per_device)
+  result.optimal_seconds = linear(one.optimal_seconds, two.optimal_seconds)
+  per_kind = {c.kind: c for c in one.collectives}
+  result.collectives = [
+      Collective(c.kind, round(linear(per_kind[c.kind].count if c.kind in per_kind else 0,
+                                      c.count)),
+                 linear(per_kind[c.kind].bytes if c.kind in per_kind else 0.0, c.bytes))
+      for c in two.collectives]
+  _estimate_time(result, result.flops_per_device, result.bytes_accessed_per_device,
+                 result.optimal_seconds, tpu.chip)
+  result.step_time_method += (f"; cost and collectives: the unrolled step with 1 and 2 layers "
+                              f"per stack, extrapolated to {depth}")
+  result.compile_seconds += one.compile_seconds + two.compile_seconds
+  return result
+
+
+def compile_lowered(lowered: Any, step: plan_lib.Plan, tpu: Slice, dump_dir: str,
+                    usable_hbm: float) -> TpuPlan:
+  """The TPU compiler's verdict on a train step lowered for the slice's devices (`step`: what
+  the step is; its compiled numbers are not used). `dump_dir` is XLA's --xla_dump_to."""
   chip = tpu.chip
   result = TpuPlan(step=step, tpu=tpu.name, topology=f"{tpu.topology} ({tpu.chip_config})",
-                   chip=chip.kind, usable_hbm_bytes=hbm, fits=False, compile_seconds=0.0,
+                   chip=chip.kind, usable_hbm_bytes=usable_hbm, fits=False, compile_seconds=0.0,
                    peak_flops=chip.peak_flops, peak_flops_source=chip.source)
   start = time.time()
   try:
@@ -281,36 +313,43 @@ def compile_plan(tpu: Slice, dump_dir: str, num_layers: int | None = None) -> Tp
   result.alias_bytes = float(memory.alias_size_in_bytes)
   result.temp_bytes = float(memory.temp_size_in_bytes)
   result.generated_code_bytes = float(memory.generated_code_size_in_bytes)
-  result.fits = result.peak_bytes <= hbm
+  result.fits = result.peak_bytes <= usable_hbm
   result.largest_buffers = largest_buffers(_newest(dump_dir, "memory-usage-report.txt"))
   result.collectives = collectives(compiled.as_text())
-  _estimate_time(result, _cost(compiled), chip)
+  _estimate_time(result, *_scaled_cost(compiled, step.num_microbatches), chip)
   return result
 
 
-def _estimate_time(result: TpuPlan, cost: dict[str, float], chip: Chip) -> None:
+def _estimate_time(result: TpuPlan, flops: float | None, accessed: float | None,
+                   optimal: float | None, chip: Chip) -> None:
   """Step time from the cost model's `optimal_seconds` if valid, else the roofline; then MFU.
-  The cost model counts a loop's body once: with k microbatches (a loop over them) its counts
-  are scaled by k."""
-  k = result.step.num_microbatches
-  flops, accessed = cost.get("flops"), cost.get("bytes accessed")
-  result.flops_per_device = None if flops is None else float(flops) * k
-  result.bytes_accessed_per_device = None if accessed is None else float(accessed) * k
-  optimal = cost.get("optimal_seconds")
-  result.optimal_seconds = None if optimal is None else float(optimal)
-  if result.optimal_seconds is not None and math.isfinite(optimal) and optimal > 0:
-    result.step_seconds = result.optimal_seconds * k
+  `flops`, `accessed` and `optimal` are per step (a microbatch loop already scaled)."""
+  result.flops_per_device, result.bytes_accessed_per_device = flops, accessed
+  result.optimal_seconds = optimal
+  if optimal is not None and math.isfinite(optimal) and optimal > 0:
+    result.step_seconds = optimal
     result.step_time_method = "the TPU cost model's optimal_seconds"
-  elif result.flops_per_device:
-    compute = result.flops_per_device / chip.peak_flops
-    memory = (result.bytes_accessed_per_device or 0.0) / chip.hbm_bandwidth
+  elif flops:
+    compute = flops / chip.peak_flops
+    memory = (accessed or 0.0) / chip.hbm_bandwidth
     result.step_seconds = max(compute, memory)
     result.step_time_method = (
-        f"roofline (optimal_seconds {result.optimal_seconds} is not valid): max(FLOPs / "
+        f"roofline (optimal_seconds {optimal} is not valid): max(FLOPs / "
         f"{chip.peak_flops / 1e12:.0f} TFLOP/s, bytes / {chip.hbm_bandwidth / 1e9:.0f} GB/s)")
   if result.step_seconds:
     chips = result.step.num_devices
     result.mfu = result.step.analytic_flops / (result.step_seconds * chips * chip.peak_flops)
+
+
+def _scaled_cost(compiled: Any, num_microbatches: int) -> tuple[float | None, ...]:
+  """(FLOPs, bytes accessed, optimal_seconds) of the compiled step's cost analysis; with k
+  microbatches (a loop, whose body the cost model counts once) scaled by k."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  cost = dict(cost or {})
+  return tuple(None if cost.get(key) is None else float(cost[key]) * num_microbatches
+               for key in ("flops", "bytes accessed", "optimal_seconds"))
 
 
 def format_tpu_plan(result: TpuPlan) -> str:
