@@ -42,9 +42,12 @@ def _num_microbatches() -> int:
   import gin  # pylint: disable=g-import-not-at-top
 
   try:
-    return int(gin.query_parameter("t5x.trainer.Trainer.num_microbatches") or 1)
+    value = gin.query_parameter("t5x.trainer.Trainer.num_microbatches")
   except ValueError:
     return 1
+  if isinstance(value, gin.config.ConfigurableReference):  # a macro, %NUM_MICROBATCHES
+    value = value.scoped_configurable_fn()
+  return int(value or 1)
 
 
 def _sharded_bytes(shapes: Any, axes: Any, mesh: Any) -> float:
@@ -151,6 +154,8 @@ def main() -> None:
   import gin  # pylint: disable=g-import-not-at-top
   import t5x  # pylint: disable=g-import-not-at-top
 
+  from xmtf import flops, plan  # pylint: disable=g-import-not-at-top,unused-import  (before gin locks)
+
   sys.modules["__main__"].train = train
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   search = [repo, os.path.dirname(os.path.dirname(t5x.__file__))]
@@ -160,7 +165,7 @@ def main() -> None:
               "INITIAL_CHECKPOINT_PATH = None", *args.gin]
   try:
     gin.parse_config_files_and_bindings([args.gin_file], bindings, skip_unknown=False)
-    gin.get_configurable("__main__.train")()
+    gin.get_configurable(train)()
   finally:
     shutil.rmtree(args.dump_dir, ignore_errors=True)
 
