@@ -77,6 +77,8 @@ def _row(key: str, record: dict) -> str:
   mfu = f"{plan['mfu']:.0%}" if plan["mfu"] else "-"
   method = ("optimal_seconds" if plan["step_time_method"].startswith("the TPU")
             else "roofline" if plan["step_time_method"] else "-")
+  if "loop body" in plan["step_time_method"]:
+    time_s, mfu, method = "-", "-", "scanned: cost counts one layer per stack"
   mesh = f"{step['mesh']['data']}x{step['mesh']['model']}"
   rss = f"{record['max_rss_gib']:.1f}" if record.get("max_rss_gib") else "?"
   return (f"| {recipe} | {tpu} | {variant} | {mesh} | {fits} | {peak} | {temp} | {flops} | "

@@ -248,12 +248,13 @@ def largest_buffers(report_path: str | None, limit: int = 12) -> list[str]:
   return rows[:limit]
 
 
-def compile_plan(tpu: Slice, dump_dir: str) -> TpuPlan:
+def compile_plan(tpu: Slice, dump_dir: str, depth_cost: bool = False) -> TpuPlan:
   """Lowers the gin-bound train step for the slice's devices and compiles it with libtpu.
 
-  A scanned step (`T5Config.scan_layers`) gets its memory from its own compilation but its cost
-  and collectives from the unrolled step with 1 and 2 layers per stack, extrapolated linearly in
-  depth (exact: the layers are alike): the cost analysis counts a loop's body once."""
+  The cost model counts a loop's body once, so a scanned step's (`T5Config.scan_layers`) FLOPs,
+  bytes, collectives and step time count one layer per stack: lower bounds, and said so. With
+  `depth_cost` they come instead from the unrolled step with 1 and 2 layers per stack,
+  extrapolated linearly in depth (exact: the layers are alike; two more compilations)."""
   devices = topology_devices(tpu)
   hbm = usable_hbm_bytes(devices[0])
   step, lowered = plan_lib.lower_step(devices)
@@ -262,6 +263,12 @@ def compile_plan(tpu: Slice, dump_dir: str) -> TpuPlan:
 
   config = train.train_binding("model_config")
   if not config.scan_layers or result.oom_message:
+    return result
+  if not depth_cost:  # one layer per stack counted: no step time or MFU from that
+    result.step_seconds = result.mfu = None
+    result.step_time_method = ("not estimated: the cost model counts the scanned stacks' loop "
+                               "body once (--depth_cost extrapolates the unrolled 1- and 2-layer "
+                               "steps)")
     return result
   if config.num_encoder_layers != config.num_decoder_layers:
     raise ValueError("the cost of a scanned step is extrapolated from 1 and 2 layers per stack: "
@@ -397,7 +404,9 @@ def format_tpu_plan(result: TpuPlan) -> str:
       "collectives (optimized HLO, per chip)",
   ]
   lines += [f"  {c.kind:<19}{c.count:5d} x, {gib(c.bytes)}" for c in result.collectives]
-  if result.step_seconds:
+  if not result.step_seconds:
+    lines.append(f"step time     {result.step_time_method}")
+  else:
     lines += [f"step time     {result.step_seconds * 1e3:.1f} ms ({result.step_time_method})",
               f"MFU           {result.mfu:.1%} (model FLOPs / step time / {step.num_devices} x "
               f"{result.peak_flops / 1e12:.0f} TFLOP/s: {result.peak_flops_source})"]

@@ -30,6 +30,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--full_depth", action="store_true",
                       help="CPU estimate: compile the real depth instead of 1 and 2 layers per "
                            "stack (slow; the CPU backend ignores remat, see xmtf.plan)")
+  parser.add_argument("--depth_cost", action="store_true",
+                      help="--tpu with scanned layers: FLOPs, bytes, collectives and step time "
+                           "from the unrolled 1- and 2-layer steps extrapolated in depth (two "
+                           "more compilations; without it they count one layer per stack)")
   parser.add_argument("--json", help="also write the plan's numbers to this JSON file")
 
 
@@ -58,7 +62,7 @@ def _write_json(path: str | None, numbers: dict) -> None:
 def _plan(args: argparse.Namespace) -> plan_lib.Plan | tpu_plan.TpuPlan:
   if args.dump_dir is not None:
     try:
-      result = tpu_plan.compile_plan(args.slice, args.dump_dir)
+      result = tpu_plan.compile_plan(args.slice, args.dump_dir, args.depth_cost)
     finally:
       shutil.rmtree(args.dump_dir, ignore_errors=True)
     print(tpu_plan.format_tpu_plan(result), flush=True)
