@@ -114,7 +114,7 @@ def train(*, model: Any, train_dataset_cfg: Any, partitioner: Any, **unused: Any
       mlp_activations=tuple(t5x_config.mlp_activations))
   state_bytes = _sharded_bytes(state_shape, state_axes, mesh)
   param_bytes = _sharded_bytes(state_shape.params, state_axes.params, mesh)
-  rules = dict((name, axis) for name, axis in partitioner._logical_axis_rules)  # pylint: disable=protected-access
+  rules = dict(partitioner._logical_axis_rules)  # pylint: disable=protected-access
   step = plan_lib.Plan(
       model=f"T5X {type(model.module).__name__}: d_model {config.emb_dim}, "
             f"{config.num_encoder_layers}+{config.num_decoder_layers} layers",
@@ -154,7 +154,8 @@ def main() -> None:
   import gin  # pylint: disable=g-import-not-at-top
   import t5x  # pylint: disable=g-import-not-at-top
 
-  from xmtf import flops, plan  # pylint: disable=g-import-not-at-top,unused-import  (before gin locks)
+  # xmtf's configurables register before gin locks its config at parse time
+  from xmtf import flops, plan  # pylint: disable=g-import-not-at-top,unused-import
 
   sys.modules["__main__"].train = train
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

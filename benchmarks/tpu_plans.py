@@ -67,22 +67,24 @@ def _row(key: str, record: dict) -> str:
   if plan is None:
     return f"| {recipe} | {tpu} | {variant} | error: {record.get('error', '')[:80]} |" + " |" * 9
   step = plan["step"]
-  collective = sum(c["bytes"] for c in plan["collectives"]) / GIB
+  collective = f"{sum(c['bytes'] for c in plan['collectives']) / GIB:.2f}"
   fits = ("OOM" if plan["oom_message"] else
           f"{plan['peak_fraction_of_usable_hbm']:.0%}" + ("" if plan["fits"] else " no"))
   peak = "-" if plan["oom_message"] else f"{plan['peak_bytes'] / GIB:.2f}"
   temp = "-" if plan["oom_message"] else f"{plan['temp_bytes'] / GIB:.2f}"
-  flops = f"{plan['flops_per_device'] * step['num_devices']:.3g}" if plan["flops_per_device"] else "-"
+  flops = (f"{plan['flops_per_device'] * step['num_devices']:.3g}" if plan["flops_per_device"]
+           else "-")
   time_s = f"{plan['step_seconds']:.2f}" if plan["step_seconds"] else "-"
   mfu = f"{plan['mfu']:.0%}" if plan["mfu"] else "-"
   method = ("optimal_seconds" if plan["step_time_method"].startswith("the TPU")
             else "roofline" if plan["step_time_method"] else "-")
   if "loop body" in plan["step_time_method"]:
-    time_s, mfu, method = "-", "-", "scanned: cost counts one layer per stack"
+    flops, collective = "-", "-"
+    time_s, mfu, method = "-", "-", "scanned: the cost model counts one layer per stack"
   mesh = f"{step['mesh']['data']}x{step['mesh']['model']}"
   rss = f"{record['max_rss_gib']:.1f}" if record.get("max_rss_gib") else "?"
   return (f"| {recipe} | {tpu} | {variant} | {mesh} | {fits} | {peak} | {temp} | {flops} | "
-          f"{collective:.2f} | {time_s} ({method}) | {mfu} | {plan['compile_seconds']:.0f} / "
+          f"{collective} | {time_s} ({method}) | {mfu} | {plan['compile_seconds']:.0f} / "
           f"{record['wall_seconds']:.0f} | {rss} |")
 
 
@@ -96,7 +98,8 @@ def write_markdown(results: dict, path: pathlib.Path) -> None:
       "once). Step time: the cost model's optimal_seconds when valid, else the roofline "
       "(275 TFLOP/s bf16, 1228 GB/s per v4 chip). MFU: xmtf.flops' model FLOPs / step time / "
       "chips x 275 TFLOP/s. Compile: the compiler's seconds / the whole plan's wall seconds on "
-      "this 2-core machine (shared), with the plan's peak host memory (VmHWM).",
+      "this 2-core machine (shared with other work, so times vary), with the plan's peak host "
+      "memory (VmHWM). 'stopped': the plan passed the time or host-memory cap given.",
       "",
       "| recipe | slice | variant | mesh (data x model) | peak of HBM | peak GiB | temporaries "
       "GiB | FLOPs/step | collectives GiB | est. step s | MFU | compile s / wall s | host GiB |",
