@@ -44,6 +44,8 @@ EXTRAS_REQUIRE = {
     ],
     "beam": ["apache-beam[gcp]>=2.77,<3", "google-crc32c>=1.5"],
     "gpu": ["jax[cuda12]>=0.10.2,<0.11"],
+    # libtpu: `python -m xmtf.plan --tpu=...` compiles with the TPU compiler on any machine.
+    "tpu": ["jax[tpu]>=0.10.2,<0.11"],
 }
 
 setuptools.setup(

@@ -212,6 +212,31 @@ def test_remat_gives_same_loss_and_gradients():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), grads, remat_grads)
 
 
+@pytest.mark.slow
+def test_scanned_layers_give_same_tree_loss_and_gradients():
+  """`scan_layers` changes how the step runs, not the parameters: the same T5X-named tree (so
+  checkpoints are interchangeable), and the same loss and gradients under each remat policy."""
+  enc, dec_in, tgt = _batch()
+  config = dataclasses.replace(CONFIG, num_encoder_layers=3, num_decoder_layers=2)
+  scanned = dataclasses.replace(config, scan_layers=True)
+  params = _params(config)
+  assert (jax.tree.structure(model_lib.param_shapes(scanned))
+          == jax.tree.structure(model_lib.param_shapes(config)))
+  assert "layers_2" in model_lib.init_params(scanned)["encoder"]
+
+  def loss(params, cfg):
+    logits = model_lib.Transformer(cfg).apply({"params": params}, enc, dec_in, tgt,
+                                              enable_dropout=False)
+    return jnp.mean(jax.nn.log_softmax(logits.astype(jnp.float32))[..., 5])
+
+  grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
+  value, grads = grad(params, config)
+  for policy in ("full", "dots"):
+    got_value, got_grads = grad(params, dataclasses.replace(scanned, remat_policy=policy))
+    assert float(got_value) == pytest.approx(float(value), abs=1e-5), policy
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), grads, got_grads)
+
+
 def test_sharded_forward_with_activation_constraints_equals_unsharded():
   if jax.device_count() < 4:
     pytest.skip("needs 4 (fake CPU) devices: see tests/conftest.py")
@@ -228,7 +253,7 @@ def test_sharded_forward_with_activation_constraints_equals_unsharded():
 
 
 def test_bad_config_values_are_named():
-  with pytest.raises(ValueError, match="remat_policy"):
+  with pytest.raises(ValueError, match="remat_policy: 'some' is not one of"):
     model_lib.T5Config(remat_policy="some")
   with pytest.raises(ValueError, match="mlp_activations"):
     model_lib.T5Config(mlp_activations=("gelu", "swish2"))

@@ -24,13 +24,16 @@ import functools
 import inspect
 import operator
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from xmtf import layer_stack
+from xmtf.position_bias import PositionBias, RelativePositionBiases, add_position_bias
 
 Array = jnp.ndarray
 _NEG_INF = -1e10
@@ -53,11 +56,13 @@ class T5Config:
   dtype: str = "bfloat16"  # activation dtype; parameters are always float32
   layer_norm_epsilon: float = 1e-6
   logits_via_embedding: bool = False
-  remat_policy: str = "none"  # "none" | "full": nn.remat around every layer
+  remat_policy: str = "none"  # "none" | "full" | "dots": see xmtf.layer_stack
+  scan_layers: bool = False  # one lax.scan per stack (same parameters): see xmtf.layer_stack
 
   def __post_init__(self):
-    if self.remat_policy not in ("none", "full"):
-      raise ValueError(f"T5Config.remat_policy: {self.remat_policy!r} is not 'none' or 'full'")
+    if self.remat_policy not in layer_stack.REMAT_POLICIES:
+      raise ValueError(f"T5Config.remat_policy: {self.remat_policy!r} is not one of "
+                       f"{layer_stack.REMAT_POLICIES}")
     unknown = [a for a in self.mlp_activations if a not in _ACTIVATIONS]
     if unknown:
       raise ValueError(f"T5Config.mlp_activations: unknown {unknown} "
@@ -116,98 +121,6 @@ class Dense(nn.Module):
     flat = jnp.asarray(x, self.dtype).reshape(-1, x.shape[-1])
     y = jnp.dot(flat, jnp.asarray(kernel, self.dtype))
     return y.reshape(*x.shape[:-1], self.features)
-
-
-def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
-                             max_distance: int) -> Array:
-  """T5's bucketing: exact buckets for small distances, logarithmic ones up to max_distance."""
-  n = -relative_position
-  ret = jnp.zeros_like(n)
-  if bidirectional:
-    num_buckets //= 2
-    ret = ret + (n < 0).astype(n.dtype) * num_buckets
-    n = jnp.abs(n)
-  else:
-    n = jnp.maximum(n, 0)
-  max_exact = num_buckets // 2
-  large = max_exact + (
-      jnp.log(n.astype(jnp.float32) / max_exact + np.finfo(np.float32).eps)
-      / np.log(max_distance / max_exact) * (num_buckets - max_exact)).astype(n.dtype)
-  large = jnp.minimum(large, num_buckets - 1)
-  return ret + jnp.where(n < max_exact, n, large)
-
-
-class PositionBias(NamedTuple):
-  """A stack's relative-position bias, kept factored: the float32 [heads, buckets] table and the
-  one-hot bucket of every (query, key) pair, [(batch,) q, k, buckets] in the activation dtype."""
-  table: Array
-  one_hot: Array
-
-
-@jax.custom_vjp
-def add_position_bias(logits: Array, bias: PositionBias) -> Array:
-  """float32 attention logits [b, heads, q, k] plus the bias, expanded from its table.
-
-  Why a custom gradient: the table's gradient is a contraction of each layer's logit gradient
-  with the one-hot buckets. Left to autodiff, XLA first sums the gradient over the batch and
-  all layers of a stack (a reduction its CPU backend fuses into one slow kernel: 160 ms of a
-  4.5 s mt5-small step). Here every layer contracts its own [batch * heads, q * k] gradient
-  with the [q * k, buckets] one-hot in one matmul, cheap on every backend. A one-hot
-  contraction, not a gather: a gather's gradient is a scatter-add of every (q, k) pair into
-  `buckets` entries, which GPUs serialise (seconds per step at 1024 tokens).
-  """
-  return logits + _expand_bias(bias)
-
-
-def _expand_bias(bias: PositionBias) -> Array:
-  """[b|1, heads, q, k] float32."""
-  one_hot = bias.one_hot
-  expanded = jnp.einsum("...qkn,hn->...hqk", one_hot, jnp.asarray(bias.table, one_hot.dtype),
-                        preferred_element_type=jnp.float32)
-  return expanded[None] if expanded.ndim == 3 else expanded
-
-
-def _add_position_bias_fwd(logits: Array, bias: PositionBias):
-  return logits + _expand_bias(bias), bias.one_hot
-
-
-def _add_position_bias_bwd(one_hot: Array, grad: Array):
-  """The logits' gradient passes through unchanged (float32); the table's is contracted."""
-  b, h, q, k = grad.shape
-  n = one_hot.shape[-1]
-  rows = grad.astype(one_hot.dtype).reshape(b, h, q * k)
-  if one_hot.ndim == 3:  # buckets shared by the batch: one [b * h, q * k] x [q * k, n] matmul
-    table = jnp.dot(rows.reshape(b * h, q * k), one_hot.reshape(q * k, n),
-                    preferred_element_type=jnp.float32).reshape(b, h, n).sum(0)
-  else:  # per-example buckets (packing): a matmul per example
-    table = jnp.einsum("bhx,bxn->hn", rows, one_hot.reshape(b, q * k, n),
-                       preferred_element_type=jnp.float32)
-  return grad, PositionBias(table, jnp.zeros_like(one_hot))
-
-
-add_position_bias.defvjp(_add_position_bias_fwd, _add_position_bias_bwd)
-
-
-class RelativePositionBiases(nn.Module):
-  """One [heads, buckets] table; `__call__` gives the `PositionBias` of (query, key) positions."""
-  num_buckets: int
-  max_distance: int
-  num_heads: int
-  dtype: Any
-
-  @nn.compact
-  def __call__(self, query_positions: Array, key_positions: Array,
-               bidirectional: bool) -> PositionBias:
-    """Positions are [q] and [k] (shared by the batch) or [batch, q] and [batch, k]."""
-    table = self.param(
-        "rel_embedding",
-        nn.with_logical_partitioning(nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
-                                     ("heads", "relpos_buckets")),
-        (self.num_heads, self.num_buckets), jnp.float32)
-    relative = key_positions[..., None, :] - query_positions[..., :, None]
-    buckets = relative_position_bucket(relative.astype(jnp.int32), bidirectional,
-                                       self.num_buckets, self.max_distance)
-    return PositionBias(table, jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype))
 
 
 def _softmax_weighted_sum(logits: Array, value: Array, dtype: Any) -> Array:
@@ -481,12 +394,21 @@ def _embed(embedder: nn.Embed, tokens: Array, rate: float, deterministic: bool, 
   return _constrain(x.astype(dtype), ("batch", "length", "embed"))
 
 
-def _layer(cls: type[nn.Module], cfg: T5Config, decode: bool) -> type[nn.Module]:
-  if cfg.remat_policy == "full" and not decode:
-    # Static: `deterministic` and everything after it (self counts as argument 0).
-    static = (4,) if cls is EncoderLayer else (6, 7, 8, 9)
-    return nn.remat(cls, static_argnums=static)
-  return cls
+def _layers(module: nn.Module, cls: type[nn.Module], num_layers: int, x: Array, args: tuple,
+            deterministic: bool, decode: bool = False) -> Array:
+  """The stack's layers `layers_i` on `x`: scanned (`T5Config.scan_layers`, training and
+  scoring) or unrolled (initialisation, which creates the per-layer parameters, and decoding)."""
+  cfg = module.config
+  if cfg.scan_layers and not decode and not module.is_initializing():
+    rng = None if deterministic else module.make_rng("dropout")
+    return layer_stack.scan_layers(cls, cfg, module.variables["params"], num_layers, x, args,
+                                   rng, cfg.remat_policy)
+  # Static: `deterministic` and everything after it (self counts as argument 0).
+  static = (4,) if cls is EncoderLayer else (6, 7, 8, 9)
+  layer = layer_stack.unrolled_layer(cls, "none" if decode else cfg.remat_policy, static)
+  for i in range(num_layers):
+    x = layer(cfg, name=f"layers_{i}")(x, *args)
+  return x
 
 
 class Encoder(nn.Module):
@@ -504,9 +426,8 @@ class Encoder(nn.Module):
     positions = positions if positions is not None else jnp.arange(tokens.shape[1])
     bias = relpos(positions, positions, bidirectional=True)
     x = _embed(self.shared_embedding, tokens, cfg.dropout_rate, deterministic, dtype)
-    layer = _layer(EncoderLayer, cfg, decode=False)
-    for i in range(cfg.num_encoder_layers):
-      x = layer(cfg, name=f"layers_{i}")(x, mask, bias, deterministic)
+    x = _layers(self, EncoderLayer, cfg.num_encoder_layers, x, (mask, bias, deterministic),
+                deterministic)
     x = RMSNorm(cfg.layer_norm_epsilon, dtype, name="encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
 
@@ -531,10 +452,9 @@ class Decoder(nn.Module):
       positions = positions if positions is not None else jnp.arange(tokens.shape[1])
       bias = relpos(positions, positions, bidirectional=False)
     x = _embed(self.shared_embedding, tokens, cfg.dropout_rate, deterministic, dtype)
-    layer = _layer(DecoderLayer, cfg, decode)
-    for i in range(cfg.num_decoder_layers):
-      x = layer(cfg, name=f"layers_{i}")(x, encoded, self_mask, bias, cross_mask, deterministic,
-                                         decode, max_decode_length, cache_cross_attention)
+    x = _layers(self, DecoderLayer, cfg.num_decoder_layers, x,
+                (encoded, self_mask, bias, cross_mask, deterministic, decode, max_decode_length,
+                 cache_cross_attention), deterministic, decode)
     x = RMSNorm(cfg.layer_norm_epsilon, dtype, name="decoder_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     if not logits:

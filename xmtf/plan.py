@@ -1,7 +1,11 @@
 r"""`python -m xmtf.plan`: an ahead-of-time memory and FLOP plan of the real train step.
 
-  python -m xmtf.plan --gin_file=gin/mt0_xxl.gin --num_devices=128   # TPUv4-256 = 128 chips
-  python -m xmtf.plan --gin_file=gin/mt0_xl.gin --num_devices=32     # TPUv4-64 = 32 chips
+  python -m xmtf.plan --gin_file=gin/mt0_xxl.gin --tpu=v4-256       # the TPU compiler's plan
+  python -m xmtf.plan --gin_file=gin/mt0_xxl.gin --num_devices=128  # CPU estimate (fallback)
+
+With libtpu installed (`pip install -e ".[tpu]"`), `--tpu` compiles the step with the TPU
+compiler for the slice's topology: see `xmtf.tpu_plan`. That is the plan to rent a pod on. What
+follows describes the fallback, an ESTIMATE on fake CPU devices, used when libtpu is absent.
 
 Why: a 13B-parameter run that does not fit in a pod's HBM fails only after the pod is rented,
 the data pipeline is up and the checkpoint is loaded. Here the same `Trainer` the run uses is
@@ -29,8 +33,9 @@ remat model by every layer's activations. The plan therefore compiles the real s
 
 FLOPs are extrapolated linearly from the same two compilations (exact: they are linear in
 depth). `--full_depth` compiles the real depth instead (slow: minutes for 48 layers on 256 fake
-devices; exact for models without remat). The CPU backend may also keep bfloat16 arithmetic in
-float32 and fuses less than the TPU backend: the estimate errs high, not low.
+devices; exact for models without remat). The CPU backend keeps other buffers than the TPU's,
+and the estimate was found to err LOW against the TPU compiler (README, "Memory plan": mt0-xxl
+on v4-256 estimated at 25.7 GiB, which the TPU compiler finds out of memory).
 """
 from __future__ import annotations
 
@@ -135,9 +140,9 @@ def batch_feature_lengths(lengths: dict[str, int], pack: bool) -> dict[str, int]
   return features
 
 
-def make_plan(num_devices: int, num_layers: int | None = None, compile_step: bool = True
-              ) -> Plan:
-  """Compiles the train step bound by the parsed gin config on the first `num_devices` devices.
+def lower_step(devices: Sequence[Any], num_layers: int | None = None) -> tuple[Plan, Any]:
+  """The train step bound by the parsed gin config, lowered for `devices` (fake CPU devices or
+  a TPU topology's), and its plan without compiled numbers.
 
   Reads what `xmtf.train.train` is bound to (model config, optimizer, mesh function, rules,
   microbatches, loss normalisation) and the train dataset's batch size and feature lengths.
@@ -151,19 +156,14 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
   from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
-  if jax.device_count() < num_devices:
-    raise ValueError(f"--num_devices={num_devices} but this process has {jax.device_count()} "
-                     "devices; run `python -m xmtf.plan` in a fresh process (it fakes the "
-                     "devices before importing jax)")
-  devices = jax.devices()[:num_devices]
   config = _train_binding("model_config")
   if config is None:
     raise ValueError("xmtf.train.train.model_config is not bound: pass a run gin file "
                      "(e.g. --gin_file=gin/mt0_xxl.gin)")
   full_config = config
-  if num_layers is not None:
+  if num_layers is not None:  # unrolled: a cost analysis counts a scanned stack's body once
     config = dataclasses.replace(config, num_encoder_layers=num_layers,
-                                 num_decoder_layers=num_layers)
+                                 num_decoder_layers=num_layers, scan_layers=False)
   optimizer = _train_binding("optimizer")
   mesh_fn = _train_binding("mesh_fn") or partitioning.create_mesh
   rules = _train_binding("logical_axis_rules") or partitioning.standard_logical_axis_rules()
@@ -172,7 +172,7 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   data_cfg = _train_binding("train_dataset_cfg")
   lengths = data.row_feature_lengths(data_cfg)  # a packed row's lengths when packing
   batch_size = data_cfg.batch_size
-  mesh = mesh_fn(devices=devices)
+  mesh = mesh_fn(devices=list(devices))
   partitioning.validate_batch_size(batch_size, mesh)
   trainer = trainer_lib.Trainer(config, optimizer, mesh, rules, loss_normalizing_factor=factor,
                                 num_microbatches=microbatches)
@@ -180,37 +180,53 @@ def make_plan(num_devices: int, num_layers: int | None = None, compile_step: boo
   batch_sharding = partitioning.batch_sharding(mesh)
   batch = {name: jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=batch_sharding)
            for name, length in batch_feature_lengths(lengths, data_cfg.pack).items()}
-  start = time.time()
-  memory = cost = None
-  if compile_step:
-    compiled = trainer.lower_train_step(batch).compile()
-    memory, cost = compiled.memory_analysis(), compiled.cost_analysis()
-  seconds = time.time() - start
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  xla_flops = float(cost["flops"]) if cost and "flops" in cost else None
-  if xla_flops is not None:
-    xla_flops *= microbatches  # the cost model counts the microbatch loop's body once
-  memory_bytes = lambda name: float(getattr(memory, name)) if memory is not None else 0.0
-  return Plan(
+  plan = Plan(
       model=f"d_model {full_config.emb_dim}, {full_config.num_encoder_layers}+"
             f"{full_config.num_decoder_layers} layers, d_ff {full_config.mlp_dim}, "
             f"vocab {full_config.vocab_size}",
-      num_params=model_lib.count_params(full_config), num_devices=num_devices,
+      num_params=model_lib.count_params(full_config), num_devices=len(devices),
       mesh=dict(mesh.shape),
       partitioning=_partitioning_name(dict(mesh.shape), rules, config.remat_policy, microbatches),
       batch_size=batch_size, input_length=lengths["inputs"], target_length=lengths["targets"],
       num_microbatches=microbatches, remat_policy=config.remat_policy,
       param_bytes=_sharded_bytes(abstract.params),
       opt_state_bytes=_sharded_bytes(abstract.opt_state),
-      batch_bytes=_sharded_bytes(batch), temp_bytes=memory_bytes("temp_size_in_bytes"),
-      compiled_argument_bytes=memory_bytes("argument_size_in_bytes"),
-      compiled_output_bytes=memory_bytes("output_size_in_bytes"),
-      compiled_alias_bytes=memory_bytes("alias_size_in_bytes"),
-      xla_flops_per_device=xla_flops,
+      batch_bytes=_sharded_bytes(batch), temp_bytes=0.0, compiled_argument_bytes=0.0,
+      compiled_output_bytes=0.0, compiled_alias_bytes=0.0, xla_flops_per_device=None,
       analytic_flops=flops.train_flops_per_step(full_config, batch_size, lengths["inputs"],
                                                 lengths["targets"]),
-      compile_seconds=seconds, packed=bool(data_cfg.pack))
+      compile_seconds=0.0, packed=bool(data_cfg.pack))
+  return plan, trainer.lower_train_step(batch)
+
+
+def make_plan(num_devices: int, num_layers: int | None = None, compile_step: bool = True
+              ) -> Plan:
+  """Compiles the train step bound by the parsed gin config on the first `num_devices` (fake
+  CPU) devices (see `lower_step`)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if jax.device_count() < num_devices:
+    raise ValueError(f"--num_devices={num_devices} but this process has {jax.device_count()} "
+                     "devices; run `python -m xmtf.plan` in a fresh process (it fakes the "
+                     "devices before importing jax)")
+  plan, lowered = lower_step(jax.devices()[:num_devices], num_layers)
+  if not compile_step:
+    return plan
+  start = time.time()
+  compiled = lowered.compile()
+  memory, cost = compiled.memory_analysis(), compiled.cost_analysis()
+  seconds = time.time() - start
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  xla_flops = float(cost["flops"]) if cost and "flops" in cost else None
+  if xla_flops is not None:
+    xla_flops *= plan.num_microbatches  # the cost model counts the microbatch loop's body once
+  return dataclasses.replace(
+      plan, temp_bytes=float(memory.temp_size_in_bytes),
+      compiled_argument_bytes=float(memory.argument_size_in_bytes),
+      compiled_output_bytes=float(memory.output_size_in_bytes),
+      compiled_alias_bytes=float(memory.alias_size_in_bytes),
+      xla_flops_per_device=xla_flops, compile_seconds=seconds)
 
 
 def _saved_layer_input_bytes(plan: Plan, config: Any, mesh: Any, rules: Any) -> float:
@@ -274,6 +290,8 @@ def format_plan(plan: Plan, hbm_gib: float) -> str:
 
   fits = plan.peak_bytes <= hbm_gib * GIB
   lines = [
+      "ESTIMATE      XLA's CPU backend on fake devices, found to err low (the TPU compiler's "
+      "plan: --tpu=SLICE with libtpu)",
       f"model         {plan.model} ({plan.num_params / 1e9:.2f}B parameters)",
       f"devices       {plan.num_devices} (mesh {plan.mesh})",
       f"partitioning  {plan.partitioning}",

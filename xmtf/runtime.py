@@ -4,6 +4,7 @@ import glob
 import importlib.abc
 import importlib.util
 import os
+import pathlib
 import sys
 import tempfile
 
@@ -11,6 +12,7 @@ import tempfile
 # threshold applies: not errors, and nothing a user can act on.
 _IMPORT_NOISE = ("WARNING: All log messages before absl::InitializeLog() is called",
                  "Could not find cuda drivers on your machine")
+_GOOGLE_PCI_VENDOR_ID = "0x1ae0"  # TPU chips (as jax._src.hardware_utils finds them)
 
 
 def has_nvidia_driver() -> bool:
@@ -83,3 +85,20 @@ def hide_gpus_from_tensorflow() -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   tf.config.set_visible_devices([], "GPU")
+
+
+def quiet_absent_tpu() -> None:
+  """Before jax starts its backends: with libtpu installed (the `[tpu]` extra, for `xmtf.plan
+  --tpu`) on a machine without TPU chips, JAX's TPU probe makes libtpu look up a TPU VM's
+  metadata and log errors about TPU_WORKER_HOSTNAMES before JAX falls back to the other
+  backends. Told there is no pod to find, libtpu fails quietly (JAX's one INFO line, as without
+  libtpu). A TPU VM (Google PCI devices), a set TPU_WORKER_HOSTNAMES or JAX_PLATFORMS, or no
+  libtpu: nothing changes."""
+  if ("TPU_WORKER_HOSTNAMES" in os.environ or "JAX_PLATFORMS" in os.environ
+      or importlib.util.find_spec("libtpu") is None):
+    return
+  for vendor in glob.glob("/sys/bus/pci/devices/*/vendor"):
+    if pathlib.Path(vendor).read_text().strip() == _GOOGLE_PCI_VENDOR_ID:
+      return
+  os.environ["TPU_WORKER_HOSTNAMES"] = "localhost"
+  os.environ.setdefault("TPU_ACCELERATOR_TYPE", "v4-8")  # any known type; there is no TPU

@@ -40,11 +40,12 @@ def run(command: Callable[[argparse.Namespace], Any], argv: Sequence[str] | None
     gin_utils.add_gin_flags(parser)
     argv = gin_utils.rewrite_gin_shorthand(argv)
   args = parser.parse_args(argv)
+  from xmtf import runtime  # pylint: disable=g-import-not-at-top
+
   if before_devices is not None:
     before_devices(args)
+  runtime.quiet_absent_tpu()
   if uses_tensorflow:
-    from xmtf import runtime  # pylint: disable=g-import-not-at-top
-
     runtime.hide_gpus_from_tensorflow()
   if use_gin:
     gin_utils.parse_gin(args.gin_file, [*args.gin_bindings, *extra_bindings],
