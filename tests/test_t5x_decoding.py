@@ -1,13 +1,16 @@
 """Greedy decoding against the real T5X's own: `t5x.models.EncoderDecoderModel.predict_batch` with
-`t5x.decoding.temperature_sample` at temperature 0 (greedy, as T5X's inference evaluators are
-configured for it) on `t5x.examples.t5.network.Transformer`, with the same random weights.
+`t5x.decoding.temperature_sample` at temperature 0 (T5X's greedy path: argmax below its
+MIN_TEMPERATURE) on `t5x.examples.t5.network.Transformer`, with the same random weights.
 
 Compared row by row over the whole decode length: the generated tokens (no decoder start), EOS
 included, and the padding after it (both write 0 after EOS, and 0 after a row's budget). Inputs
 of varying lengths (padded); some rows end at EOS, others run to the decode length. Both our
 `ModelFns.predict` and the evaluator's plan (`generation.GenerationPlan`: length-bucketed
 fixed-shape batches, per-row budgets) are compared; T5X's `max_decode_steps` takes the same
-per-row budgets.
+per-row budgets. Ours is `ModelFns.predict`, i.e. `xmtf.decoding.decode` on our Transformer.
+
+Measured (CPU, float32, T5X HEAD 2026-04): identical in every row; about 12 s per test, mostly
+compiling both decoders. One weight +1.0 changes 1 to 3 of the 8 rows.
 """
 import functools
 
@@ -32,9 +35,8 @@ from xmtf import model_fns
 
 EOS = 1
 STEPS = 12
-EOS_LIFT = 0.1
-# T5X's network fixes 32 relative-position buckets and max distance 128 (our defaults). A small
-# vocabulary makes EOS reachable with random weights.
+EOS_LIFT = 0.1  # with the small vocabulary, rows end at EOS at steps 1..7 or run out
+# T5X's network fixes 32 relative-position buckets and max distance 128 (our defaults).
 FIELDS = dict(vocab_size=48, emb_dim=32, num_heads=4, head_dim=8, num_encoder_layers=2,
               num_decoder_layers=2, mlp_dim=64, mlp_activations=("gelu", "linear"),
               dropout_rate=0.0, logits_via_embedding=False)
