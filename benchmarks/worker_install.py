@@ -13,9 +13,10 @@ google/seqio#109) only shows up on the workers. This does the same here:
   1. the sdist, built like the stager builds it;
   2. a clean venv on this Python, apache-beam[gcp] at the launcher's version (the SDK container),
      then the tarball, then `pip check`;
-  3. from that venv, in a folder outside the repository, one unit (paws-x es, one tr13 template)
-     planned and run through a Beam DirectRunner stage, reading datasets.yaml from the installed
-     package; the output file must be the release's name and hold inputs/targets records.
+  3. from that venv, in a folder outside the repository, one unit (paws-x es train, one tr13
+     template) planned and run through a Beam DirectRunner stage, reading datasets.yaml from the
+     installed package; its file must hold inputs/targets records, byte-identical to the same
+     unit run from the checkout.
 Writes <out>.md and <out>.json: wall times, the venv's size, the result.
 """
 from __future__ import annotations
@@ -48,18 +49,18 @@ WORKER_MODULES = ("xp3_tasks/build/__init__.py", "xp3_tasks/build/__main__.py",
                   "xp3_tasks/promptsource_templates.py", "xp3_tasks/manifest.py",
                   "xmtf/fileio.py", "setup.py")
 
-# Runs inside the clean venv (argv: raw dir, templates dir, output dir). One stage, one unit.
+# Runs in the clean venv, then in the checkout for comparison (argv: raw dir, templates dir,
+# output dir). One stage, one unit: paws-x es train (3 records, a `|||` and a 2,048+ field).
 WORKER_RUN = r"""
 import json, os, sys
 import apache_beam as beam
 import xp3_tasks
 from xp3_tasks.build import pipeline, unit as unit_lib
 raw, templates, out = sys.argv[1:4]
-assert not xp3_tasks.__file__.startswith(os.environ["XMTF_REPO"]), xp3_tasks.__file__
 units, missing = pipeline.plan(pipeline.Options(
     collection="xp3", datasets=("paws-x",), raw_data_dir=raw, templates_dir=templates,
     output_dir=out))
-one = sorted(units, key=lambda u: u.output)[:1]
+one = sorted((u for u in units if u.split == "train"), key=lambda u: u.output)[:1]
 assert one, (units, missing)
 with beam.Pipeline(argv=["--runner=DirectRunner", "--allow_unsafe_triggers"]) as p:
   _ = p | beam.Create(one) | beam.Map(unit_lib.run) | beam.Map(
@@ -123,7 +124,9 @@ def check(workdir: str) -> dict[str, Any]:
   tarball = sdist(os.path.join(workdir, "dist"))
   times["sdist_s"] = time.time() - start
   venv = os.path.join(workdir, "venv")
-  times["venv_s"] = _timed([sys._base_executable, "-m", "venv", "--clear", venv])  # pylint: disable=protected-access
+  shutil.rmtree(venv, ignore_errors=True)  # a kept one from an earlier run: not timed
+  base = sys._base_executable  # pylint: disable=protected-access  (this venv's interpreter)
+  times["venv_s"] = _timed([base, "-m", "venv", venv])
   python = os.path.join(venv, "bin", "python")
   pip = [python, "-m", "pip", "install", "--no-cache-dir", "--quiet"]
   times["pip_beam_s"] = _timed(pip + [f"apache-beam[gcp]=={apache_beam.__version__}"])
@@ -144,13 +147,28 @@ def check(workdir: str) -> dict[str, Any]:
   times["unit_s"] = time.time() - start
   if done.returncode:
     raise RuntimeError(f"the unit failed in the worker venv:\n{done.stderr[-6000:]}")
+  unit = json.loads(done.stdout.strip().splitlines()[-1])
+  if not unit["installed_from"].startswith(venv):
+    raise RuntimeError(f"the worker imported xp3_tasks from {unit['installed_from']}, not {venv}")
+  # The same unit from the checkout: the installed package must write the same bytes.
+  reference = subprocess.run(
+      [sys.executable, "-c", WORKER_RUN, os.path.join(run_dir, "raw"),
+       os.path.join(run_dir, "templates"), os.path.join(run_dir, "reference")],
+      cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT)), capture_output=True, text=True, check=True)
+  expected = json.loads(reference.stdout.strip().splitlines()[-1])["output"]
+  with open(os.path.join(run_dir, "out", unit["output"]), "rb") as got, open(
+      os.path.join(run_dir, "reference", expected), "rb") as want:
+    unit["same_bytes_as_checkout"] = expected == unit["output"] and got.read() == want.read()
+  if not unit["same_bytes_as_checkout"]:
+    raise RuntimeError(f"{unit['output']}: the installed package wrote other bytes than the "
+                       f"checkout ({expected}); see {run_dir}")
   frozen = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True,
                           check=True).stdout.splitlines()
   pins = {line.split("==")[0].lower(): line.split("==")[-1] for line in frozen if "==" in line}
   return {"sdist": os.path.basename(tarball), "sdist_kib": os.path.getsize(tarball) / 1024,
           "python": platform.python_version(), "venv_mib": _size_mib(venv),
           "packages": len(frozen), "times": {k: round(v, 1) for k, v in times.items()},
-          "unit": json.loads(done.stdout.strip().splitlines()[-1]),
+          "unit": unit,
           "versions": {k: pins.get(k) for k in ("apache-beam", "seqio", "tensorflow",
                                                  "tensorflow-text", "protobuf", "jax")}}
 
@@ -166,10 +184,12 @@ def write(result: dict[str, Any], out: str) -> None:
         f"builds for `--setup_file` ({result['sdist']}, {result['sdist_kib']:.0f} KiB), a clean "
         f"venv on Python {result['python']}, apache-beam[gcp] (the SDK container's) then the "
         "tarball from PyPI, `pip check`, then one unit through a DirectRunner stage, from a "
-        "folder outside the repository.\n\n"
+        "folder outside the repository. pip ran with `--no-cache-dir` (every wheel downloaded, "
+        "as on a fresh worker) on this machine (2 cores shared with other jobs).\n\n"
         f"Result: **passed**; `pip check` clean; unit `{result['unit']['output']}` written "
         f"({result['unit']['records']} records) by the package installed at "
-        f"`{result['unit']['installed_from']}`.\n\n"
+        f"`{result['unit']['installed_from']}`, byte-identical to the same unit run from the "
+        "checkout.\n\n"
         "| step | wall time (s) |\n|---|---|\n"
         + "".join(f"| {k[:-2]} | {v} |\n" for k, v in t.items())
         + f"| total | {sum(t.values()):.1f} |\n\n"
