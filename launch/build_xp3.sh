@@ -24,7 +24,8 @@
 #   PYTHON            the interpreter with the project installed (default python)
 #   DRY_RUN=1 / --dry-run  print the command instead of running it
 #
-# Dataflow workers install the package from --setup_file (setup.py: seqio, tensorflow-text, ...).
+# Dataflow workers install the package from --setup_file (setup.py: seqio, tensorflow-text, ...);
+# `python -m benchmarks.worker_install` checks that install (benchmarks/results/worker_install.md).
 # Training then reads the output: XP3_DATA_ROOT=OUTPUT_DIR (XP3MT_/XP3X_ for those collections).
 set -euo pipefail
 
