@@ -43,7 +43,7 @@ def _env() -> dict[str, str]:
   return env
 
 
-def _load() -> float:
+def load_average() -> float:
   return os.getloadavg()[0]
 
 
@@ -95,7 +95,7 @@ def child_setup(work: str, t5x: bool) -> dict:
   return {}
 
 
-def _timed_run(cmd: list[str], log: str) -> float:
+def timed_run(cmd: list[str], log: str) -> float:
   start = time.perf_counter()
   with open(log, "w") as f:
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT)
@@ -105,7 +105,7 @@ def _timed_run(cmd: list[str], log: str) -> float:
   return elapsed
 
 
-def _fastest(fn):
+def fastest(fn):
   """(fn()'s last result, its fastest time in seconds) over SCORING_REPEATS calls."""
   best = float("inf")
   for _ in range(SCORING_REPEATS):
@@ -141,7 +141,7 @@ def child_ours(work: str, num_examples: int | None = None) -> dict:
   t = time.perf_counter()
   evaluator.evaluate(1, params)
   second_s = time.perf_counter() - t
-  scores, score_s = _fastest(
+  scores, score_s = fastest(
       lambda: evaluator._score(params, plan))  # pylint: disable=protected-access
   evaluator.close()
   np.save(os.path.join(work, "ours_scores.npy"), scores)
@@ -189,7 +189,7 @@ def child_hf(work: str, num_examples: int | None = None) -> dict:
         scores.extend((logp * (labels > 0)).sum(-1).tolist())
     return scores
 
-  scores, elapsed = _fastest(score_rows)
+  scores, elapsed = fastest(score_rows)
   ours = np.load(os.path.join(work, "ours_scores.npy"))
   # Our plan's rows are the tasks' rows in task order, as here.
   diff = float(np.abs(np.asarray(scores) - ours).max())
@@ -202,11 +202,11 @@ def jax_tree_to_numpy(tree):
   return jax.tree.map(np.asarray, tree)
 
 
-def _child(name: str, work: str, *extra: str) -> dict:
+def run_child(name: str, work: str, *extra: str) -> dict:
   out = os.path.join(work, f"{name}.json")
   cmd = [sys.executable, "-m", "benchmarks.eval_speed", "--child", name, "--work", work,
          *extra]
-  _timed_run(cmd, os.path.join(work, f"{name}.log"))
+  timed_run(cmd, os.path.join(work, f"{name}.log"))
   with open(out) as f:
     return json.load(f)
 
@@ -246,22 +246,23 @@ def t5x_eval_command(work: str, mixture: str, lengths: dict[str, int], batch: in
 def run(work: str, t5x: bool, num_examples: int | None = None) -> dict:
   os.makedirs(work, exist_ok=True)
   result = {"mixture": MIXTURE, "feature_lengths": LENGTHS, "batch_rows": BATCH,
-            "cpus": os.cpu_count(), "load_before": _load(), "model": "tiny mT5 (0.4M), float32"}
-  _child("setup", work, *([] if t5x else ["--skip_t5x"]))
+            "cpus": os.cpu_count(), "load_before": load_average(),
+            "model": "tiny mT5 (0.4M), float32"}
+  run_child("setup", work, *([] if t5x else ["--skip_t5x"]))
   ours_cmd = [sys.executable, "-m", "xmtf.eval", "--gin_file=runs/eval.gin",
               f"--gin.CHECKPOINT_PATH='{work}/xmtf/checkpoint_{STEP}'",
               f"--gin.EVAL_OUTPUT_DIR='{work}/ours_eval'", f"--gin.BATCH_SIZE={BATCH}",
               f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'"]
-  result["ours_whole_run_s"] = _timed_run(ours_cmd, os.path.join(work, "ours_cli.log"))
+  result["ours_whole_run_s"] = timed_run(ours_cmd, os.path.join(work, "ours_cli.log"))
   if t5x:
     t5x_cmd = t5x_eval_command(work, MIXTURE, LENGTHS, BATCH, "t5x_eval")
-    result["t5x_whole_run_s"] = _timed_run(t5x_cmd, os.path.join(work, "t5x_cli.log"))
+    result["t5x_whole_run_s"] = timed_run(t5x_cmd, os.path.join(work, "t5x_cli.log"))
     result["whole_run_speedup_vs_t5x"] = result["t5x_whole_run_s"] / result["ours_whole_run_s"]
   extra = [f"--num_examples={num_examples}"] if num_examples else []
-  result["ours"] = _child("ours", work, *extra)
-  result["hf"] = _child("hf", work, *extra)
+  result["ours"] = run_child("ours", work, *extra)
+  result["hf"] = run_child("hf", work, *extra)
   result["rows_per_s_vs_hf"] = result["ours"]["rows_per_s"] / result["hf"]["rows_per_s"]
-  result["load_after"] = _load()
+  result["load_after"] = load_average()
   result["goals"] = goals(result)
   return result
 

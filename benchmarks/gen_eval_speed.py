@@ -47,7 +47,7 @@ def child_ours(work: str) -> dict:
   params = evaluator.fns.place_params(params)
   plan = evaluator._prepared().generation  # pylint: disable=protected-access
   evaluator._predict(params, plan)  # pylint: disable=protected-access  (compiles)
-  tokens, elapsed = eval_speed._fastest(  # pylint: disable=protected-access
+  tokens, elapsed = eval_speed.fastest(
       lambda: evaluator._predict(params, plan))  # pylint: disable=protected-access
   evaluator.close()
   with open(os.path.join(work, "ours_tokens.json"), "w") as f:
@@ -90,7 +90,7 @@ def child_hf(work: str) -> dict:
     return out
 
   generate()  # warm-up
-  tokens, elapsed = eval_speed._fastest(generate)  # pylint: disable=protected-access
+  tokens, elapsed = eval_speed.fastest(generate)
   with open(os.path.join(work, "ours_tokens.json")) as f:
     ours = json.load(f)
   same = sum(a == b for a, b in zip(ours, tokens))
@@ -102,7 +102,7 @@ def _child(name: str, work: str) -> dict:
   out = os.path.join(work, f"gen_{name}.json")
   cmd = [sys.executable, "-m", "benchmarks.gen_eval_speed", "--child", name, "--work", work]
   log = os.path.join(work, f"gen_{name}.log")
-  eval_speed._timed_run(cmd, log)  # pylint: disable=protected-access
+  eval_speed.timed_run(cmd, log)
   with open(out) as f:
     return json.load(f)
 
@@ -111,25 +111,25 @@ def run(work: str) -> dict:
   os.makedirs(work, exist_ok=True)
   result = {"mixture": MIXTURE, "feature_lengths": LENGTHS, "batch_rows": BATCH,
             "decoding": "greedy", "cpus": os.cpu_count(),
-            "load_before": eval_speed._load(),  # pylint: disable=protected-access
+            "load_before": eval_speed.load_average(),
             "model": "tiny mT5 (0.4M), float32, freshly initialised (rows rarely end early)"}
-  eval_speed._child("setup", work)  # pylint: disable=protected-access
+  eval_speed.run_child("setup", work)
   step = eval_speed.STEP
   ours_cmd = [sys.executable, "-m", "xmtf.eval", "--gin_file=runs/eval.gin",
               f"--gin.CHECKPOINT_PATH='{work}/xmtf/checkpoint_{step}'",
               f"--gin.EVAL_OUTPUT_DIR='{work}/gen_ours_eval'", f"--gin.BATCH_SIZE={BATCH}",
               f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
               f"--gin.EVAL_TASK_FEATURE_LENGTHS={LENGTHS}"]
-  result["ours_whole_run_s"] = eval_speed._timed_run(  # pylint: disable=protected-access
+  result["ours_whole_run_s"] = eval_speed.timed_run(
       ours_cmd, os.path.join(work, "gen_ours_cli.log"))
   t5x_cmd = eval_speed.t5x_eval_command(work, MIXTURE, LENGTHS, BATCH, "gen_t5x_eval")
-  result["t5x_whole_run_s"] = eval_speed._timed_run(  # pylint: disable=protected-access
+  result["t5x_whole_run_s"] = eval_speed.timed_run(
       t5x_cmd, os.path.join(work, "gen_t5x_cli.log"))
   result["whole_run_speedup_vs_t5x"] = result["t5x_whole_run_s"] / result["ours_whole_run_s"]
   result["ours"] = _child("ours", work)
   result["hf"] = _child("hf", work)
   result["rows_per_s_vs_hf"] = result["ours"]["rows_per_s"] / result["hf"]["rows_per_s"]
-  result["load_after"] = eval_speed._load()  # pylint: disable=protected-access
+  result["load_after"] = eval_speed.load_average()
   result["goals"] = {name: {"value": result[name], "goal": goal, "met": result[name] >= goal}
                      for name, goal in GOALS.items()}
   return result
