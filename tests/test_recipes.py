@@ -81,7 +81,7 @@ def test_recipe_values(size):
   assert config.dtype == "bfloat16"
   assert config.vocab_size == 250112
   assert config.remat_policy == ("full" if size in ("small", "xl", "xxl") else "none")
-  assert config.scan_layers == (size in ("small", "xxl"))
+  assert config.scan_layers == (size in ("small", "xl", "xxl"))
   with gin.config_scope("train"):
     dataset = data.DatasetConfig()
   assert (dataset.batch_size, dataset.pack, dict(dataset.task_feature_lengths)) == (
