@@ -66,10 +66,10 @@ def test_train_bindings_resolve_literals_macros_and_references():
                      "xmtf.train.train.loss_normalizing_factor = 'AVERAGE_PER_SEQUENCE'\n"
                      "xmtf.train.train.mesh_fn = @create_mesh\n")
   try:
-    assert plan_lib._train_binding("num_microbatches") == 4
-    assert plan_lib._train_binding("loss_normalizing_factor") == "AVERAGE_PER_SEQUENCE"
-    assert plan_lib._train_binding("mesh_fn").__name__ == "create_mesh"
-    assert plan_lib._train_binding("random_seed", "unbound") == "unbound"
+    assert plan_lib.train_binding("num_microbatches") == 4
+    assert plan_lib.train_binding("loss_normalizing_factor") == "AVERAGE_PER_SEQUENCE"
+    assert plan_lib.train_binding("mesh_fn").__name__ == "create_mesh"
+    assert plan_lib.train_binding("random_seed", "unbound") == "unbound"
   finally:
     with gin.unlock_config():
       gin.clear_config()

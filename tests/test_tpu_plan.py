@@ -101,3 +101,19 @@ def test_out_of_memory_reports_the_compilers_message_and_largest_buffers(tmp_pat
   assert len(numbers["largest_buffers"]) >= 3
   assert "32768" in numbers["largest_buffers"][0]  # 131072 rows over 4 chips
   assert "DOES NOT FIT" in text and "largest HBM allocations" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step, kind", [("score", "rank-classification scoring (float32)"),
+                                        ("decode", "greedy decoding (float32) of up to 128")])
+def test_evaluation_steps_by_the_tpu_compiler(tmp_path, step, kind):
+  """The evaluators' steps on the training mesh: float32 parameters with the training shardings
+  (replicated here: model 1), no optimizer state, the evaluator's 32 rows of 512/128."""
+  numbers, text = _plan_v4_8(tmp_path, "--gin_file=gin/mt0_tiny.gin", f"--step={step}")
+  plan = numbers["step"]
+  assert kind in plan["kind"] and kind in text
+  assert plan["param_bytes"] == 4 * plan["num_params"] and plan["opt_state_bytes"] == 0
+  assert (plan["batch_size"], plan["input_length"], plan["target_length"]) == (32, 512, 128)
+  assert numbers["fits"] and numbers["argument_bytes"] >= plan["param_bytes"]
+  assert numbers["alias_bytes"] == 0  # nothing donated: the parameters stay for training
+  assert numbers["step_seconds"] is None and "evaluation step" in numbers["step_time_method"]

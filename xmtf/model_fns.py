@@ -319,13 +319,22 @@ class ModelFns:
       sharding = partitioning.batch_sharding(self.mesh)
       placed = {k: jax.make_array_from_callback(v.shape, sharding, lambda i, v=v: v[i])
                 for k, v in arrays.items()}
+    return self._score_choices_jitted(choices_per_row, length_normalize), placed
+
+  def _score_choices_jitted(self, choices_per_row: int, length_normalize: bool):
     compact = self.mesh is None or self.mesh.size == 1
-    fn = self._compile(
+    return self._compile(
         ("score_choices", choices_per_row, length_normalize),
         lambda p, b: score_choices_batch(self.config, p, b, choices_per_row, length_normalize,
                                          compact_logits=compact),
-        keys)
-    return fn, placed
+        scoring.FEATURES)
+
+  def lower_score_choices(self, params: PyTree, batch: Mapping[str, Any], choices_per_row: int,
+                          length_normalize: bool = False) -> Any:
+    """`score_choices` lowered for abstract params and batch (`jax.ShapeDtypeStruct`s carrying
+    `param_shardings` and the batch sharding): what an ahead-of-time plan compiles."""
+    with self._tracing():
+      return self._score_choices_jitted(choices_per_row, length_normalize).lower(params, batch)
 
   def predict(self, params: PyTree, batch: Mapping[str, Any],
               options: decoding.DecodeOptions = decoding.DecodeOptions(),
@@ -346,13 +355,27 @@ class ModelFns:
     placed, n = self._place_batch({k: batch[k] for k in keys})
     if rng is None:
       rng = jax.random.PRNGKey(options.seed)
-    fn = self._compile(
+    tokens, scores = self._call(self._predict_jitted(options, keys), params, placed, rng)
+    return tokens[:n], scores[:n]
+
+  def _predict_jitted(self, options: decoding.DecodeOptions, keys: Sequence[str]):
+    return self._compile(
         ("predict", options, len(keys)),
         lambda p, b, r: predict_batch(self.config, p, b["encoder_input_tokens"], options, r,
                                       b.get("decode_lengths")),
         keys, num_replicated=1)
-    tokens, scores = self._call(fn, params, placed, rng)
-    return tokens[:n], scores[:n]
+
+  def lower_predict(self, params: PyTree, batch: Mapping[str, Any],
+                    options: decoding.DecodeOptions) -> Any:
+    """`predict` lowered for abstract params and batch (`encoder_input_tokens` and optionally
+    `decode_lengths`, as `lower_score_choices` takes them)."""
+    keys = [k for k in ("encoder_input_tokens", "decode_lengths") if k in batch]
+    rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    if self.mesh is not None:
+      rng = jax.ShapeDtypeStruct((2,), jnp.uint32,
+                                 sharding=NamedSharding(self.mesh, PartitionSpec()))
+    with self._tracing():
+      return self._predict_jitted(options, keys).lower(params, {k: batch[k] for k in keys}, rng)
 
 
 def strip_after_eos(tokens: Sequence[int], eos_id: int = 1) -> list[int]:

@@ -84,6 +84,7 @@ class Plan:
   compile_seconds: float
   temp_method: str = "compiled at full depth"
   packed: bool = False
+  kind: str = "train step"
 
   @property
   def peak_bytes(self) -> float:
@@ -96,7 +97,7 @@ class Plan:
     return self.batch_size * (self.input_length + self.target_length)
 
 
-def _sharded_bytes(tree: Any) -> float:
+def sharded_bytes(tree: Any) -> float:
   """Bytes one device holds of a tree of ShapeDtypeStructs with shardings (the largest shard)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -108,13 +109,18 @@ def _sharded_bytes(tree: Any) -> float:
   return total
 
 
-def _train_binding(name: str, default: Any = None) -> Any:
+def train_binding(name: str, default: Any = None) -> Any:
   from xmtf import train  # pylint: disable=g-import-not-at-top  (jax after the fake devices)
 
   return train.train_binding(name, default)
 
 
-def _partitioning_name(mesh_shape: dict[str, int], rules: Sequence[tuple[str, Any]],
+def describe_model(config: Any) -> str:
+  return (f"d_model {config.emb_dim}, {config.num_encoder_layers}+{config.num_decoder_layers} "
+          f"layers, d_ff {config.mlp_dim}, vocab {config.vocab_size}")
+
+
+def partitioning_name(mesh_shape: dict[str, int], rules: Sequence[tuple[str, Any]],
                        remat: str, microbatches: int) -> str:
   embed = [axis for name, axis in rules if name == "embed"]
   embed_axes = [a for a in embed if a is not None]
@@ -156,7 +162,7 @@ def lower_step(devices: Sequence[Any], num_layers: int | None = None) -> tuple[P
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
   from xmtf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
-  config = _train_binding("model_config")
+  config = train_binding("model_config")
   if config is None:
     raise ValueError("xmtf.train.train.model_config is not bound: pass a run gin file "
                      "(e.g. --gin_file=gin/mt0_xxl.gin)")
@@ -164,12 +170,12 @@ def lower_step(devices: Sequence[Any], num_layers: int | None = None) -> tuple[P
   if num_layers is not None:  # unrolled: a cost analysis counts a scanned stack's body once
     config = dataclasses.replace(config, num_encoder_layers=num_layers,
                                  num_decoder_layers=num_layers, scan_layers=False)
-  optimizer = _train_binding("optimizer")
-  mesh_fn = _train_binding("mesh_fn") or partitioning.create_mesh
-  rules = _train_binding("logical_axis_rules") or partitioning.standard_logical_axis_rules()
-  microbatches = _train_binding("num_microbatches", 1) or 1
-  factor = _train_binding("loss_normalizing_factor")
-  data_cfg = _train_binding("train_dataset_cfg")
+  optimizer = train_binding("optimizer")
+  mesh_fn = train_binding("mesh_fn") or partitioning.create_mesh
+  rules = train_binding("logical_axis_rules") or partitioning.standard_logical_axis_rules()
+  microbatches = train_binding("num_microbatches", 1) or 1
+  factor = train_binding("loss_normalizing_factor")
+  data_cfg = train_binding("train_dataset_cfg")
   lengths = data.row_feature_lengths(data_cfg)  # a packed row's lengths when packing
   batch_size = data_cfg.batch_size
   mesh = mesh_fn(devices=list(devices))
@@ -181,17 +187,15 @@ def lower_step(devices: Sequence[Any], num_layers: int | None = None) -> tuple[P
   batch = {name: jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=batch_sharding)
            for name, length in batch_feature_lengths(lengths, data_cfg.pack).items()}
   plan = Plan(
-      model=f"d_model {full_config.emb_dim}, {full_config.num_encoder_layers}+"
-            f"{full_config.num_decoder_layers} layers, d_ff {full_config.mlp_dim}, "
-            f"vocab {full_config.vocab_size}",
+      model=describe_model(full_config),
       num_params=model_lib.count_params(full_config), num_devices=len(devices),
       mesh=dict(mesh.shape),
-      partitioning=_partitioning_name(dict(mesh.shape), rules, config.remat_policy, microbatches),
+      partitioning=partitioning_name(dict(mesh.shape), rules, config.remat_policy, microbatches),
       batch_size=batch_size, input_length=lengths["inputs"], target_length=lengths["targets"],
       num_microbatches=microbatches, remat_policy=config.remat_policy,
-      param_bytes=_sharded_bytes(abstract.params),
-      opt_state_bytes=_sharded_bytes(abstract.opt_state),
-      batch_bytes=_sharded_bytes(batch), temp_bytes=0.0, compiled_argument_bytes=0.0,
+      param_bytes=sharded_bytes(abstract.params),
+      opt_state_bytes=sharded_bytes(abstract.opt_state),
+      batch_bytes=sharded_bytes(batch), temp_bytes=0.0, compiled_argument_bytes=0.0,
       compiled_output_bytes=0.0, compiled_alias_bytes=0.0, xla_flops_per_device=None,
       analytic_flops=flops.train_flops_per_step(full_config, batch_size, lengths["inputs"],
                                                 lengths["targets"]),
@@ -253,7 +257,7 @@ def depth_scaled_plan(num_devices: int) -> Plan:
 
   from xmtf import partitioning  # pylint: disable=g-import-not-at-top
 
-  config = _train_binding("model_config")
+  config = train_binding("model_config")
   if config.num_encoder_layers != config.num_decoder_layers:
     raise ValueError("depth scaling assumes as many encoder as decoder layers; use --full_depth")
   depth = config.num_encoder_layers
@@ -263,9 +267,9 @@ def depth_scaled_plan(num_devices: int) -> Plan:
   def linear(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + (b - a) * (depth - 1)
 
-  mesh = (_train_binding("mesh_fn") or partitioning.create_mesh)(
+  mesh = (train_binding("mesh_fn") or partitioning.create_mesh)(
       devices=jax.devices()[:num_devices])
-  rules = _train_binding("logical_axis_rules") or partitioning.standard_logical_axis_rules()
+  rules = train_binding("logical_axis_rules") or partitioning.standard_logical_axis_rules()
   if config.remat_policy == "full":
     per_layer = _saved_layer_input_bytes(one, config, mesh, rules)
     temp = one.temp_bytes + (depth - 1) * per_layer

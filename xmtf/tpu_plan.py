@@ -228,7 +228,8 @@ class TpuPlan:
 
 
 def _newest(dump_dir: str, suffix: str) -> str | None:
-  paths = glob.glob(os.path.join(dump_dir, f"*train_step*{suffix}"))
+  """The dump of the module compiled last (the step; the HBM probe compiled before it)."""
+  paths = glob.glob(os.path.join(dump_dir, f"*{suffix}"))
   return max(paths, key=os.path.getmtime) if paths else None
 
 
@@ -248,8 +249,10 @@ def largest_buffers(report_path: str | None, limit: int = 12) -> list[str]:
   return rows[:limit]
 
 
-def compile_plan(tpu: Slice, dump_dir: str, depth_cost: bool = False) -> TpuPlan:
-  """Lowers the gin-bound train step for the slice's devices and compiles it with libtpu.
+def compile_plan(tpu: Slice, dump_dir: str, depth_cost: bool = False,
+                 step_name: str = "train") -> TpuPlan:
+  """Lowers the gin-bound train step (or an evaluation step: `xmtf.eval_plan`) for the slice's
+  devices and compiles it with libtpu.
 
   The cost model counts a loop's body once, so a scanned step's (`T5Config.scan_layers`) FLOPs,
   bytes, collectives and step time count one layer per stack: lower bounds, and said so. With
@@ -257,6 +260,16 @@ def compile_plan(tpu: Slice, dump_dir: str, depth_cost: bool = False) -> TpuPlan
   extrapolated linearly in depth (exact: the layers are alike; two more compilations)."""
   devices = topology_devices(tpu)
   hbm = usable_hbm_bytes(devices[0])
+  if step_name != "train":
+    from xmtf import eval_plan  # pylint: disable=g-import-not-at-top
+
+    step, lowered = eval_plan.lower_eval_step(devices, step_name)
+    result = compile_lowered(lowered, step, tpu, dump_dir, hbm)
+    if not result.oom_message:
+      result.step_seconds = result.mfu = None
+      result.step_time_method = ("not estimated for an evaluation step: the cost model counts "
+                                 "a loop's body once (scanned layers, the decoding loop)")
+    return result
   step, lowered = plan_lib.lower_step(devices)
   result = compile_lowered(lowered, step, tpu, dump_dir, hbm)
   from xmtf import train  # pylint: disable=g-import-not-at-top  (jax after the environment)
@@ -297,8 +310,8 @@ def compile_plan(tpu: Slice, dump_dir: str, depth_cost: bool = False) -> TpuPlan
 
 def compile_lowered(lowered: Any, step: plan_lib.Plan, tpu: Slice, dump_dir: str,
                     usable_hbm: float) -> TpuPlan:
-  """The TPU compiler's verdict on a train step lowered for the slice's devices (`step`: what
-  the step is; its compiled numbers are not used). `dump_dir` is XLA's --xla_dump_to."""
+  """The TPU compiler's verdict on a step lowered for the slice's devices (`step`: what the
+  step is; its compiled numbers are not used). `dump_dir` is XLA's --xla_dump_to."""
   chip = tpu.chip
   result = TpuPlan(step=step, tpu=tpu.name, topology=f"{tpu.topology} ({tpu.chip_config})",
                    chip=chip.kind, usable_hbm_bytes=usable_hbm, fits=False, compile_seconds=0.0,
@@ -370,6 +383,7 @@ def format_tpu_plan(result: TpuPlan) -> str:
       f"model         {step.model} ({step.num_params / 1e9:.2f}B parameters)",
       f"slice         {result.tpu}: {step.num_devices} x {result.chip}, topology "
       f"{result.topology} (TPU compiler: libtpu, ahead of time)",
+      f"step          {step.kind}",
       f"mesh          {step.mesh}",
       f"partitioning  {step.partitioning}",
       f"batch         {step.batch_size}{' packed rows' if step.packed else ''} x "

@@ -167,12 +167,12 @@ def build_trainer(model_config: Any, optimizer: Any, *, mesh_fn: Callable | None
 def train_binding(name: str, default: Any = None) -> Any:
   """The value gin gives `train`'s argument `name` (references called as gin calls them)."""
   try:
-    return _resolve(gin.query_parameter(f"xmtf.train.train.{name}"))
+    return resolve_gin_value(gin.query_parameter(f"xmtf.train.train.{name}"))
   except ValueError:
     return default
 
 
-def _resolve(value: Any) -> Any:
+def resolve_gin_value(value: Any) -> Any:
   """A macro (`%NAME`) is a reference to `gin.macro`, evaluated like any configurable reference
   (gin 0.5.0 has no separate macro-reference class)."""
   if isinstance(value, gin.config.ConfigurableReference):

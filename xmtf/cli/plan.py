@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from typing import Sequence
 
+from xmtf import eval_plan
 from xmtf import plan as plan_lib
 from xmtf import tpu_plan
 from xmtf.cli import runner
@@ -34,6 +35,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="--tpu with scanned layers: FLOPs, bytes, collectives and step time "
                            "from the unrolled 1- and 2-layer steps extrapolated in depth (two "
                            "more compilations; without it they count one layer per stack)")
+  parser.add_argument("--step", choices=eval_plan.STEPS, default="train",
+                      help="--tpu: the train step, or the evaluators' rank-classification "
+                           "scoring or decoding step on the training mesh (xmtf.eval_plan)")
   parser.add_argument("--json", help="also write the plan's numbers to this JSON file")
 
 
@@ -62,12 +66,15 @@ def _write_json(path: str | None, numbers: dict) -> None:
 def _plan(args: argparse.Namespace) -> plan_lib.Plan | tpu_plan.TpuPlan:
   if args.dump_dir is not None:
     try:
-      result = tpu_plan.compile_plan(args.slice, args.dump_dir, args.depth_cost)
+      result = tpu_plan.compile_plan(args.slice, args.dump_dir, args.depth_cost, args.step)
     finally:
       shutil.rmtree(args.dump_dir, ignore_errors=True)
     print(tpu_plan.format_tpu_plan(result), flush=True)
     _write_json(args.json, result.as_json())
     return result
+  if args.step != "train":
+    raise SystemExit(f"xmtf.plan: error: --step={args.step} needs the TPU compiler (--tpu with "
+                     "libtpu: pip install -e '.[tpu]')")
   plan = (plan_lib.make_plan(args.num_devices) if args.full_depth
           else plan_lib.depth_scaled_plan(args.num_devices))
   if args.tpu is not None:
