@@ -3,6 +3,8 @@ Cloud TPU slice, reported as `python -m xmtf.plan --tpu` reports ours (same comp
 numbers), for the side-by-side tables of benchmarks/results/t5x_vs_xmtf.md.
 
   python -m benchmarks.t5x_tpu_plan --gin_file=gin/t5x/mt0_small.gin --tpu=v4-64 --json=PATH
+  python -m benchmarks.t5x_tpu_plan --gin_file=gin/t5x/mt0_xxl.gin --tpu=v4-256 \
+      --depth_from_layers=24 --json=PATH   # extrapolated from 1 and 2 layers per stack
 
 How: T5X's finetune.gin binds `__main__.train`; here `train` is this module's function, so gin
 hands it what T5X's `train.train` would get (T5X's model, PjitPartitioner, dataset config).
@@ -138,6 +140,74 @@ def train(*, model: Any, train_dataset_cfg: Any, partitioner: Any, **unused: Any
       json.dump(result.as_json(), f, indent=2, default=str)
 
 
+_LINEAR = ("argument_bytes", "output_bytes", "alias_bytes", "temp_bytes", "generated_code_bytes",
+           "flops_per_device", "bytes_accessed_per_device")
+_LINEAR_STEP = ("num_params", "param_bytes", "opt_state_bytes", "analytic_flops")
+
+
+def extrapolate(one: dict, two: dict, depth: int) -> dict:
+  """A full-depth plan from the plans (`TpuPlan.as_json`) of the same step with 1 and 2 layers
+  per stack: every byte and FLOP count linear in depth (T5X has no remat: each layer adds its
+  activations), collectives per kind too; then the verdict, roofline step time and MFU."""
+  line = lambda a, b: None if a is None or b is None else a + (b - a) * (depth - 1)
+  out = dict(two, step=dict(two["step"]), compile_seconds=one["compile_seconds"]
+             + two["compile_seconds"], largest_buffers=[], oom_message="")
+  for key in _LINEAR:
+    out[key] = line(one[key], two[key])
+  for key in _LINEAR_STEP:
+    out["step"][key] = line(one["step"][key], two["step"][key])
+  out["step"]["model"] = two["step"]["model"].replace("2+2 layers", f"{depth}+{depth} layers")
+  kinds = {c["kind"]: c for c in one["collectives"]}
+  out["collectives"] = [
+      dict(c, count=round(line(kinds.get(c["kind"], {}).get("count", 0), c["count"])),
+           bytes=line(kinds.get(c["kind"], {}).get("bytes", 0.0), c["bytes"]))
+      for c in two["collectives"]]
+  peak = (out["argument_bytes"] + out["output_bytes"] - out["alias_bytes"] + out["temp_bytes"]
+          + out["generated_code_bytes"])
+  out["peak_bytes"] = peak
+  out["peak_fraction_of_usable_hbm"] = peak / out["usable_hbm_bytes"]
+  out["fits"] = peak <= out["usable_hbm_bytes"]
+  chip = tpu_plan.CHIPS[tpu_plan.parse_slice(out["tpu"]).generation]
+  compute = out["flops_per_device"] / chip.peak_flops
+  memory = out["bytes_accessed_per_device"] / chip.hbm_bandwidth
+  out["optimal_seconds"] = None
+  out["step_seconds"] = max(compute, memory)
+  out["step_time_method"] = (
+      f"roofline: max(FLOPs / {chip.peak_flops / 1e12:.0f} TFLOP/s, bytes / "
+      f"{chip.hbm_bandwidth / 1e9:.0f} GB/s); memory, FLOPs, bytes and collectives of the "
+      f"1- and 2-layer steps extrapolated linearly to {depth} layers per stack")
+  out["mfu"] = out["step"]["analytic_flops"] / (out["step_seconds"] * out["step"]["num_devices"]
+                                                * chip.peak_flops)
+  return out
+
+
+def _depth_from_layers(args: argparse.Namespace, depth: int) -> None:
+  """Compiles the recipe with 1 and 2 layers per stack (two child processes) and writes the
+  extrapolated full-depth plan to --json."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+
+  plans = []
+  with tempfile.TemporaryDirectory() as tmp:
+    for layers in (1, 2):
+      path = os.path.join(tmp, f"{layers}.json")
+      cmd = [sys.executable, "-m", "benchmarks.t5x_tpu_plan", f"--gin_file={args.gin_file}",
+             f"--tpu={args.tpu}", f"--json={path}",
+             *(f"--gin={b}" for b in args.gin),
+             f"--gin=network.T5Config.num_encoder_layers = {layers}",
+             f"--gin=network.T5Config.num_decoder_layers = {layers}"]
+      subprocess.run(cmd, check=True)
+      with open(path) as f:
+        plans.append(json.load(f))
+  result = extrapolate(*plans, depth)
+  print(f"T5X extrapolated to {depth} layers per stack: peak {result['peak_bytes'] / 2 ** 30:.2f}"
+        f" GiB ({result['peak_fraction_of_usable_hbm']:.0%}), temporaries "
+        f"{result['temp_bytes'] / 2 ** 30:.2f} GiB, est. {result['step_seconds']:.3f} s/step, "
+        f"MFU {result['mfu']:.1%}", flush=True)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(result, f, indent=2, default=str)
+
+
 def main() -> None:
   global _ARGS
   parser = argparse.ArgumentParser(description=__doc__,
@@ -146,7 +216,14 @@ def main() -> None:
   parser.add_argument("--tpu", required=True)
   parser.add_argument("--json")
   parser.add_argument("--gin", action="append", default=[], help="extra gin bindings")
+  parser.add_argument("--depth_from_layers", type=int, metavar="DEPTH",
+                      help="compile 1 and 2 layers per stack and extrapolate to DEPTH (the "
+                           "recipe's): T5X's unrolled xl/xxl steps do not compile within 24 GiB "
+                           "of host memory (it grows ~1.7 GiB per xxl layer)")
   args = parser.parse_args()
+  if args.depth_from_layers:
+    _depth_from_layers(args, args.depth_from_layers)
+    return
   args.slice = tpu_plan.parse_slice(args.tpu)
   args.dump_dir = tempfile.mkdtemp(prefix="t5x_plan_xla_dump_")
   tpu_plan.prepare_environment(args.slice, args.dump_dir)

@@ -77,7 +77,7 @@ def _row(key: str, record: dict) -> str:
   time_s = f"{plan['step_seconds']:.2f}" if plan["step_seconds"] else "-"
   mfu = f"{plan['mfu']:.0%}" if plan["mfu"] else "-"
   method = ("optimal_seconds" if plan["step_time_method"].startswith("the TPU")
-            else "roofline" if plan["step_time_method"] else "-")
+            else "roofline" if plan["step_seconds"] else "not estimated")
   if "loop body" in plan["step_time_method"]:
     flops, collective = "-", "-"
     time_s, mfu, method = "-", "-", "scanned: the cost model counts one layer per stack"

@@ -110,7 +110,7 @@ def test_partitioning_block():
 # by gin/mt0_<size>.gin: (T5X selector, xmtf selector) per setting. Macros as `%NAME`.
 _T5CONFIG_FIELDS = ("vocab_size", "dtype", "emb_dim", "num_heads", "head_dim",
                     "num_encoder_layers", "num_decoder_layers", "mlp_dim", "mlp_activations",
-                    "dropout_rate", "logits_via_embedding")
+                    "dropout_rate", "logits_via_embedding", "float32_attention_logits")
 SAME_SETTINGS = {
     **{f"dataset.{k}": (f"train/utils.DatasetConfig.{k}", f"train/DatasetConfig.{k}")
        for k in ("mixture_or_task_name", "task_feature_lengths", "batch_size", "pack")},
@@ -149,7 +149,10 @@ SAME_SETTINGS = {
 # Where the two must differ: T5X requires the evaluation period to be a multiple of the
 # checkpoint period (gin/t5x/mt0_tiny.gin); xmtf's tiny run also decodes the generative samples
 # (gin/mt0_tiny.gin), T5X's keeps the rank-classification samples of recipe/mt0_tiny.gin.
-T5X_ONLY = {"tiny": {"eval_period": 300, "eval_mixture": "xp3_eval_sample"}}
+# T5X's network has no remat: its xxl step fits v4-256 by the TPU compiler only with 4
+# microbatches (gin/t5x/mt0_xxl.gin; xmtf's, remat full and scanned, with 1).
+T5X_ONLY = {"tiny": {"eval_period": 300, "eval_mixture": "xp3_eval_sample"},
+            "xxl": {"num_microbatches": 4}}
 
 
 T5X_RECIPES = ("tiny", *SIZES, "aya101.gin")  # gin/t5x/aya101.gin: tests/test_aya101.py

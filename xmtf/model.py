@@ -6,7 +6,9 @@ Why it looks the way it does:
   apply unchanged. Parameters are always float32; activations use `config.dtype`.
 * Attention logits are not scaled at run time: T5X folds 1/sqrt(head_dim) into the query kernel's
   initialisation (Hugging Face T5 does the same), so checkpoints from either map directly.
-  Deliberate deviation from T5X's default: attention logits and softmax are always float32.
+  Attention logits and softmax are float32 by default (`float32_attention_logits`, T5X's name;
+  T5X's default, which mT0 trained with, is the activation dtype: the xxl recipe keeps it, as
+  it halves the step's largest memory traffic).
 * One relative-position table per stack, shared by its layers (bidirectional buckets in the
   encoder, causal in the decoder). With packing, `*_positions` give the relative positions and
   `*_segment_ids` block attention across examples.
@@ -58,6 +60,7 @@ class T5Config:
   logits_via_embedding: bool = False
   remat_policy: str = "none"  # "none" | "full" | "dots": see xmtf.layer_stack
   scan_layers: bool = False  # one lax.scan per stack (same parameters): see xmtf.layer_stack
+  float32_attention_logits: bool = True  # False: logits and softmax in `dtype`, as T5X's default
 
   def __post_init__(self):
     if self.remat_policy not in layer_stack.REMAT_POLICIES:
@@ -142,6 +145,7 @@ class MultiHeadAttention(nn.Module):
   head_dim: int
   dtype: Any
   dropout_rate: float
+  float32_logits: bool = True
 
   def _project(self, name: str, x: Array, init: Any) -> Array:
     y = Dense(self.num_heads * self.head_dim, ("embed", "joined_kv"), self.dtype,
@@ -218,7 +222,7 @@ class MultiHeadAttention(nn.Module):
                                                                      cache_length)
 
     logits = jnp.einsum(f"bqhd,{kv_layout}->bhqk", query, key,
-                        preferred_element_type=jnp.float32)
+                        preferred_element_type=jnp.float32 if self.float32_logits else self.dtype)
     if bias is not None:
       logits = add_position_bias(logits, bias)
     if mask is not None:
@@ -271,7 +275,8 @@ class EncoderLayer(nn.Module):
     cfg, dtype = self.config, jnp.dtype(self.config.dtype)
     dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
     y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_attention_layer_norm")(x)
-    y = MultiHeadAttention(cfg.num_heads, cfg.head_dim, dtype, cfg.dropout_rate, name="attention")(
+    y = MultiHeadAttention(cfg.num_heads, cfg.head_dim, dtype, cfg.dropout_rate,
+                           cfg.float32_attention_logits, name="attention")(
         y, y, mask, bias, deterministic=deterministic)
     x = x + dropout(y, deterministic=deterministic)
     y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
@@ -292,7 +297,7 @@ class DecoderLayer(nn.Module):
     cfg, dtype = self.config, jnp.dtype(self.config.dtype)
     dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
     attention = functools.partial(MultiHeadAttention, cfg.num_heads, cfg.head_dim, dtype,
-                                  cfg.dropout_rate)
+                                  cfg.dropout_rate, cfg.float32_attention_logits)
     y = RMSNorm(cfg.layer_norm_epsilon, dtype, name="pre_self_attention_layer_norm")(x)
     y = attention(name="self_attention")(
         y, y, self_mask, None if decode else self_bias, deterministic=deterministic,

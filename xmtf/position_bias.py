@@ -40,7 +40,8 @@ class PositionBias(NamedTuple):
 
 @jax.custom_vjp
 def add_position_bias(logits: Array, bias: PositionBias) -> Array:
-  """float32 attention logits [b, heads, q, k] plus the bias, expanded from its table.
+  """Attention logits [b, heads, q, k] plus the bias, expanded from its table (in the logits'
+  dtype: float32, or the activation dtype without `float32_attention_logits`).
 
   Why a custom gradient: the table's gradient is a contraction of each layer's logit gradient
   with the one-hot buckets. Left to autodiff, XLA first sums the gradient over the batch and
@@ -50,7 +51,11 @@ def add_position_bias(logits: Array, bias: PositionBias) -> Array:
   contraction, not a gather: a gather's gradient is a scatter-add of every (q, k) pair into
   `buckets` entries, which GPUs serialise (seconds per step at 1024 tokens).
   """
-  return logits + _expand_bias(bias)
+  return _biased(logits, bias)
+
+
+def _biased(logits: Array, bias: PositionBias) -> Array:
+  return logits + _expand_bias(bias).astype(logits.dtype)
 
 
 def _expand_bias(bias: PositionBias) -> Array:
@@ -62,11 +67,11 @@ def _expand_bias(bias: PositionBias) -> Array:
 
 
 def _add_position_bias_fwd(logits: Array, bias: PositionBias):
-  return logits + _expand_bias(bias), bias.one_hot
+  return _biased(logits, bias), bias.one_hot
 
 
 def _add_position_bias_bwd(one_hot: Array, grad: Array):
-  """The logits' gradient passes through unchanged (float32); the table's is contracted."""
+  """The logits' gradient passes through unchanged; the table's is contracted."""
   b, h, q, k = grad.shape
   n = one_hot.shape[-1]
   rows = grad.astype(one_hot.dtype).reshape(b, h, q * k)
