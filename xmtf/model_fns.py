@@ -340,19 +340,32 @@ class ModelFns:
                     options: decoding.DecodeOptions = decoding.DecodeOptions(),
                     rng: Array | None = None) -> tuple[Array, Array]:
     """`predict` without waiting: the (tokens, scores) device arrays, computed behind."""
+    fn, placed, n = self._predict_fn(batch, options)
+    if rng is None:
+      rng = jax.random.PRNGKey(options.seed)
+    tokens, scores = self._call(fn, params, placed, rng)
+    return tokens[:n], scores[:n]
+
+  def compile_predict(self, params: PyTree, batch: Mapping[str, Any],
+                      options: decoding.DecodeOptions = decoding.DecodeOptions()) -> None:
+    """Compiles `predict` for the shapes of `batch` without running it; several threads may
+    compile different shapes at once (the evaluator does, for a decoding plan's new shapes)."""
+    fn, placed, _ = self._predict_fn(batch, options)
+    with self._tracing():
+      fn.lower(params, placed, jax.random.PRNGKey(options.seed)).compile()
+
+  def _predict_fn(self, batch: Mapping[str, Any], options: decoding.DecodeOptions):
+    """(the jitted decode for `options`, the placed batch, its rows before mesh padding)."""
     if "encoder_input_tokens" not in batch:
       raise ValueError(f"predict: batch lacks 'encoder_input_tokens' (has {sorted(batch)})")
     keys = [k for k in ("encoder_input_tokens", "decode_lengths") if k in batch]
     placed, n = self._place_batch({k: batch[k] for k in keys})
-    if rng is None:
-      rng = jax.random.PRNGKey(options.seed)
     fn = self._compile(
         ("predict", options, len(keys)),
         lambda p, b, r: predict_batch(self.config, p, b["encoder_input_tokens"], options, r,
                                       b.get("decode_lengths")),
         keys, num_replicated=1)
-    tokens, scores = self._call(fn, params, placed, rng)
-    return tokens[:n], scores[:n]
+    return fn, placed, n
 
 
 def strip_after_eos(tokens: Sequence[int], eos_id: int = 1) -> list[int]:
