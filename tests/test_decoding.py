@@ -391,3 +391,21 @@ def test_beam_search_stops_once_no_live_beam_can_beat_the_finished():
   assert len(steps) == 4
   assert np.asarray(tokens[:, 0, 0]).tolist() == [EOS] * 3
   assert np.asarray(tokens[:, 1, :2]).tolist() == [[2, EOS]] * 3
+
+
+def test_beam_search_per_row_budgets_equal_each_row_searched_alone():
+  """Rows with their own limits (`max_lengths`, as the evaluator's tasks have) get what a search
+  of that row alone with max_decode_length = its limit gets: beams, scores, zeros after."""
+  fn, init, _ = _toy(vocab=5, seed=6)
+  offsets, budgets = [0, 3, 9, 14], [2, 7, 4, 7]
+  options = decoding.DecodeOptions(method="beam", beam_size=3, alpha=0.6, max_decode_length=7)
+  search = jax.jit(functools.partial(decoding.decode, fn, options=options, batch_size=4))
+  tokens, scores = search(state=init(4, offsets), max_lengths=jnp.array(budgets, jnp.int32))
+  tokens, scores = np.asarray(tokens), np.asarray(scores)
+  for row, (offset, budget) in enumerate(zip(offsets, budgets)):
+    alone = decoding.DecodeOptions(method="beam", beam_size=3, alpha=0.6,
+                                   max_decode_length=budget)
+    alone_tokens, alone_scores = _run(fn, alone, init(1, [offset]), 1)
+    np.testing.assert_array_equal(tokens[row, :, :budget], np.asarray(alone_tokens)[0])
+    assert not tokens[row, :, budget:].any()
+    np.testing.assert_allclose(scores[row], np.asarray(alone_scores)[0], atol=1e-5)

@@ -310,7 +310,7 @@ class Evaluator:
     for batch, (tokens, _) in pending:
       tokens = np.asarray(tokens)
       for slot, row in enumerate(batch.rows):
-        if row >= 0:  # beam search decodes to the longest budget: cut to the row's own
+        if row >= 0:
           out[row] = model_fns.strip_after_eos(tokens[slot, 0, :batch.decode_lengths[slot]], eos)
     pending.clear()
 

@@ -159,7 +159,7 @@ def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_toke
                   decode_lengths: Array | None = None) -> tuple[Array, Array]:
   """Decodes from `encoder_input_tokens` [b, input length]: (tokens int32 [b, n, L], scores
   float32 [b, n]) with n = options.num_outputs and L = options.max_decode_length;
-  `decode_lengths` [b]: each row's own budget (greedy and sampling)."""
+  `decode_lengths` [b]: each row's own budget (every method)."""
   transformer = model_lib.Transformer(config)
   encoded = transformer.apply({"params": params}, encoder_input_tokens, enable_dropout=False,
                               method=model_lib.Transformer.encode)
@@ -331,7 +331,7 @@ class ModelFns:
               options: decoding.DecodeOptions = decoding.DecodeOptions(),
               rng: Array | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decodes each row's `encoder_input_tokens`: (tokens int32 [b, n, L], scores [b, n]).
-    An optional `decode_lengths` [b] gives each row its own budget (`decoding.sample_decode`);
+    An optional `decode_lengths` [b] gives each row its own budget (`decoding.decode`);
     padding rows added for the mesh get 0 and end at once."""
     tokens, scores = self.predict_async(params, batch, options, rng)
     return np.asarray(tokens), np.asarray(scores)
