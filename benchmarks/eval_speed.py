@@ -95,10 +95,12 @@ def child_setup(work: str, t5x: bool) -> dict:
   return {}
 
 
-def timed_run(cmd: list[str], log: str) -> float:
+def timed_run(cmd: list[str], log: str, env: dict[str, str] | None = None) -> float:
+  """Seconds `cmd` takes from start to exit (output to `log`); `env`: extra variables."""
   start = time.perf_counter()
   with open(log, "w") as f:
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+    proc = subprocess.run(cmd, cwd=ROOT, env=dict(_env(), **(env or {})), stdout=f,
+                          stderr=subprocess.STDOUT)
   elapsed = time.perf_counter() - start
   if proc.returncode:
     raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}); see {log}")

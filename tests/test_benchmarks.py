@@ -118,3 +118,22 @@ def test_eval_speed_sides_score_the_same_rows(tmp_path):
   assert ours["rows_per_s"] > 0 and ours["evaluation_after_startup_s"] > ours["read_tasks_s"]
   written = list((tmp_path / "ours_in_process" / "step_0").glob("*.json"))
   assert len(written) == len(ours["accuracy"]) + 1  # every task and the summary
+
+
+@pytest.mark.slow  # imports TensorFlow and seqio (the tasks), seconds where nothing else has
+def test_gen_eval_data_synthesises_rows_the_tasks_read(tmp_path, monkeypatch):
+  """The realistic-size benchmark data: every task of the sample mixture reads the requested
+  rows from it (the bundled file's layout and format, the dataset's schema), with XL-Sum
+  articles as long as LONG_FIELDS says."""
+  from benchmarks import gen_eval_data
+  from xp3_tasks import gen_tasks
+
+  written = gen_eval_data.write(str(tmp_path), "xp3_gen_eval_sample", 5)
+  assert len(written) == 7 and set(written.values()) == {5}
+  assert (tmp_path / "facebook/flores/swh_Latn-eng_Latn/devtest/0000.parquet").exists()
+  monkeypatch.setenv("XP3_EVAL_DATA_ROOT", str(tmp_path))
+  for name in written:
+    rows = gen_tasks.read_examples(name)
+    assert len(rows) == 5 and len({row["inputs"] for row in rows}) == 5, name
+    if name.startswith("xlsum"):
+      assert all(len(row["inputs"].split()) >= 300 for row in rows)

@@ -94,6 +94,11 @@ def test_t5x_fixture_to_xmtf_to_hf_same_logits(t5x_fixtures, tmp_path, vocab_pat
 
   assert _run(["--from", "xmtf", "--to", "hf", "--input", tmp_path / "xmtf",
                "--output", tmp_path / "hf", "--vocab", vocab_path]) == 0
+  assert json.loads((tmp_path / "hf" / "config.json").read_text())["tie_word_embeddings"] is False
+  # Loading the export prints nothing but transformers' own line for every untied mT5.
+  for loader in (transformers.MT5ForConditionalGeneration, transformers.AutoModelForSeq2SeqLM):
+    assert _load_warnings(tmp_path / "hf", loader) == _forced_tie_warnings(), loader.__name__
+  assert not _load_warnings(tmp_path / "hf", transformers.AutoTokenizer)
   model = _load_hf(str(tmp_path / "hf"))
   encoder_tokens = _tokens(32128, (2, 7), seed=1)
   decoder_targets = _tokens(32128, (2, 5), seed=2)
@@ -138,8 +143,9 @@ def _tiny_random_mt5(directory, weights="safetensors"):
   return model
 
 
-def _load_warnings(directory) -> set[str]:
-  """Warning lines transformers (its loggers and Python warnings) prints loading `directory`."""
+def _load_warnings(directory, loader=None) -> set[str]:
+  """Warning lines transformers (its loggers at WARNING and Python warnings) prints loading
+  `directory` with `loader` (default AutoModelForSeq2SeqLM)."""
   records = []
   handler = logging.Handler(logging.WARNING)
   handler.emit = records.append
@@ -148,10 +154,24 @@ def _load_warnings(directory) -> set[str]:
   try:
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter("always")
-      transformers.AutoModelForSeq2SeqLM.from_pretrained(str(directory))
+      (loader or transformers.AutoModelForSeq2SeqLM).from_pretrained(str(directory))
   finally:
     logger.removeHandler(handler)
   return {r.getMessage() for r in records} | {str(w.message) for w in caught}
+
+
+def _forced_tie_warnings() -> set[str]:
+  """What transformers itself prints loading any untied mT5 (google/mt5-* included): since 5.0
+  (huggingface/transformers#42815) MT5Config.__post_init__ sets tie_word_embeddings True whatever
+  config.json says, and `tie_weights` then finds lm_head.weight and shared.weight both present
+  and different. No field, weight name or file of the export changes that (a loader passing
+  `tie_word_embeddings=False` would leave the input embeddings untied and missing)."""
+  if not transformers.MT5Config(tie_word_embeddings=False).tie_word_embeddings:
+    return set()
+  return {"The tied weights mapping and config for this model specifies to tie shared.weight to "
+          "lm_head.weight, but both are present in the checkpoints with different values, so we "
+          "will NOT tie them. You should update the config with `tie_word_embeddings=False` to "
+          "silence this warning."}
 
 
 @pytest.mark.slow

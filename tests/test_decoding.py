@@ -370,3 +370,42 @@ def test_evaluation_decoding_plan_equals_hf_generate_row_by_row():
         budget = budgets[row]
         np.testing.assert_array_equal(ours[slot, 0, :budget], theirs[row, :budget])
         assert not ours[slot, 0, budget:].any()
+
+
+def test_beam_search_stops_once_no_live_beam_can_beat_the_finished():
+  """T5X's termination rule: the loop ends when, in every row, even the best live beam at the
+  largest brevity penalty cannot beat the worst of the k finished ones; here after 4 of 64 steps.
+  By hand (log-probabilities: EOS -0.01, token 2 -5.01): step 1 finishes [EOS] (-0.01), step 2
+  [2, EOS] (-5.02 / 1.097 = -4.58); the best live beam, 2 repeated, bounded by its log-probability
+  over the penalty at length 64 (4.32), is -10.0 / 4.32 = -2.3 after step 2, -3.5 after step 3 and
+  -4.64 < -4.58 after step 4."""
+  logits = jnp.array([0.0, 6.0, 1.0, 0.5], jnp.float32)  # EOS (1) far ahead of the rest
+  steps = []
+
+  def fn(tokens, state):
+    jax.debug.callback(lambda: steps.append(1))
+    return jnp.broadcast_to(logits, (tokens.shape[0], 4)), state
+
+  options = decoding.DecodeOptions(method="beam", beam_size=2, alpha=0.6, max_decode_length=64)
+  tokens, _ = jax.block_until_ready(_run(fn, options, {}, 3))
+  assert len(steps) == 4
+  assert np.asarray(tokens[:, 0, 0]).tolist() == [EOS] * 3
+  assert np.asarray(tokens[:, 1, :2]).tolist() == [[2, EOS]] * 3
+
+
+def test_beam_search_per_row_budgets_equal_each_row_searched_alone():
+  """Rows with their own limits (`max_lengths`, as the evaluator's tasks have) get what a search
+  of that row alone with max_decode_length = its limit gets: beams, scores, zeros after."""
+  fn, init, _ = _toy(vocab=5, seed=6)
+  offsets, budgets = [0, 3, 9, 14], [2, 7, 4, 7]
+  options = decoding.DecodeOptions(method="beam", beam_size=3, alpha=0.6, max_decode_length=7)
+  search = jax.jit(functools.partial(decoding.decode, fn, options=options, batch_size=4))
+  tokens, scores = search(state=init(4, offsets), max_lengths=jnp.array(budgets, jnp.int32))
+  tokens, scores = np.asarray(tokens), np.asarray(scores)
+  for row, (offset, budget) in enumerate(zip(offsets, budgets)):
+    alone = decoding.DecodeOptions(method="beam", beam_size=3, alpha=0.6,
+                                   max_decode_length=budget)
+    alone_tokens, alone_scores = _run(fn, alone, init(1, [offset]), 1)
+    np.testing.assert_array_equal(tokens[row, :, :budget], np.asarray(alone_tokens)[0])
+    assert not tokens[row, :, budget:].any()
+    np.testing.assert_allclose(scores[row], np.asarray(alone_scores)[0], atol=1e-5)

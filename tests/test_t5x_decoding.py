@@ -114,3 +114,31 @@ def test_evaluation_plan_identical_to_t5x_with_per_row_budgets():
         np.testing.assert_array_equal(ours[slot, 0], theirs[row], err_msg=f"row {row}")
         compared += 1
   assert compared == len(enc)
+
+
+@pytest.mark.slow
+def test_beam_search_identical_to_t5x_beam_search():
+  """Beam search (4 beams, brevity penalty alpha 0.6) against T5X's `decoding.beam_search` through
+  `predict_batch_with_aux(num_decodes=4)`: the best beam of every row, token for token, and its
+  length-normalised score. Rows end at EOS at various steps, so both searches stop by the same
+  rule (the early stop itself: test_decoding's step count)."""
+  params = _params(0)
+  enc, length, beams, alpha = _inputs(11), STEPS, 4, 0.6
+  model = t5x_models.EncoderDecoderModel(
+      t5x_network.Transformer(t5x_network.T5Config(dtype=jnp.float32, **FIELDS)),
+      _t5x_model().input_vocabulary, _t5x_model().output_vocabulary, optimizer_def=None,
+      decode_fn=functools.partial(t5x_decoding.beam_search, alpha=alpha))
+  batch = {"encoder_input_tokens": enc,
+           "decoder_input_tokens": np.zeros((enc.shape[0], length), np.int32)}
+  theirs, aux = jax.jit(lambda p, b: model.predict_batch_with_aux(p, b, num_decodes=beams))(
+      params, batch)
+  ours, scores = model_fns.ModelFns(CONFIG).predict(
+      params, {"encoder_input_tokens": enc},
+      decoding.DecodeOptions(method="beam", beam_size=beams, alpha=alpha,
+                             max_decode_length=length))
+  theirs = np.asarray(theirs)
+  print(f"\nT5X beam search: {theirs[:, :12].tolist()}")
+  ends = {list(row).index(EOS) if EOS in row else length for row in theirs}
+  assert len(ends) >= 3, "want rows ending at different steps"
+  np.testing.assert_array_equal(ours[:, 0], theirs)
+  np.testing.assert_allclose(scores[:, 0], np.asarray(aux["scores"]), atol=1e-5)

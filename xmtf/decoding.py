@@ -232,23 +232,28 @@ jax.tree_util.register_dataclass(
 
 
 def beam_search(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int,
-                options: DecodeOptions) -> tuple[Array, Array]:
+                options: DecodeOptions, max_lengths: Array | None = None) -> tuple[Array, Array]:
   """T5X-style beam search of width `options.beam_size` with brevity penalty `options.alpha`.
 
-  `state` is per example ([b, ...] leaves): it is expanded to the beams here. Returns (tokens
+  `state` is per example ([b, ...] leaves): it is expanded to the beams here. `max_lengths`
+  (int32 [b], optional): each row's own limit (at most max_decode_length), as if the row were
+  searched alone with that max_decode_length: its beams stop there and its bound uses that
+  length, so rows of tasks with different budgets share one compiled program. Returns (tokens
   int32 [b, k, max_decode_length], scores float32 [b, k]) sorted best first; finished
   hypotheses' scores are length-normalised log-probabilities.
   """
   b, k, length, alpha = batch_size, options.beam_size, options.max_decode_length, options.alpha
   eos = options.eos_id
+  limits = (jnp.full((b,), length, jnp.int32) if max_lengths is None
+            else jnp.minimum(jnp.asarray(max_lengths, jnp.int32), length))
 
   def cond(s: _BeamState) -> Array:
-    # Live log-probabilities only fall, and the penalty is largest at the maximal length: if
-    # even that bound cannot beat the worst finished score, nothing can change any more.
-    best_live = s.live_logprobs[:, 0] / brevity_penalty(alpha, length)
+    # Live log-probabilities only fall, and the penalty is largest at the row's maximal length:
+    # if even that bound cannot beat the worst finished score, nothing can change any more.
+    best_live = s.live_logprobs[:, 0] / brevity_penalty(alpha, limits)
     worst_finished = jnp.where(s.finished_flags[:, -1], s.finished_scores[:, -1], NEG_INF)
-    terminated = jnp.all(s.finished_flags[:, -1] & (worst_finished > best_live))
-    return (s.step < length) & ~terminated
+    terminated = s.finished_flags[:, -1] & (worst_finished > best_live)
+    return ~jnp.all(terminated | (s.step >= limits))
 
   def body(s: _BeamState) -> _BeamState:
     last = jax.lax.dynamic_index_in_dim(s.live_seqs, jnp.maximum(s.step - 1, 0), axis=2,
@@ -278,10 +283,20 @@ def beam_search(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int
     flags = jnp.concatenate([s.finished_flags, ends], axis=1)
     seqs = jnp.concatenate([s.finished_seqs, top_seqs], axis=1)
     finished_scores, pick = jax.lax.top_k(scores, k)
-    return _BeamState(
+    new = _BeamState(
         step=s.step + 1, live_seqs=live_seqs, live_logprobs=live_logprobs,
         finished_seqs=_gather_grouped(seqs, pick), finished_scores=finished_scores,
         finished_flags=jnp.take_along_axis(flags, pick, axis=1), state=new_state)
+    if max_lengths is None:
+      return new
+    # Rows at their limit keep their beams (their step-function state runs on, unread).
+    active = s.step < limits
+    keep = lambda new_x, old_x: jnp.where(
+        active.reshape((b,) + (1,) * (new_x.ndim - 1)), new_x, old_x)
+    return dataclasses.replace(
+        new, **{name: keep(getattr(new, name), getattr(s, name))
+                for name in ("live_seqs", "live_logprobs", "finished_seqs", "finished_scores",
+                             "finished_flags")})
 
   # Only the first beam of each example is live at the start (the others are copies).
   live_logprobs = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1))
@@ -302,10 +317,9 @@ def decode(tokens_to_logits: TokensToLogits, state: PyTree, batch_size: int,
            max_lengths: Array | None = None) -> tuple[Array, Array]:
   """Dispatches on `options.method`: returns (tokens [b, n, L], scores [b, n]) with n =
   `options.num_outputs` (sampling/greedy: n = 1, scores are summed log-probabilities).
-  `max_lengths`: per-row budgets for greedy/sampling (see `sample_decode`); beam search decodes
-  every row to max_decode_length and leaves cutting to the caller."""
+  `max_lengths`: per-row budgets (see `sample_decode` and `beam_search`)."""
   if options.method == "beam":
-    return beam_search(tokens_to_logits, state, batch_size, options)
+    return beam_search(tokens_to_logits, state, batch_size, options, max_lengths)
   tokens, logprob = sample_decode(tokens_to_logits, state, batch_size, options, rng,
                                   max_lengths)
   return tokens[:, None], logprob[:, None]

@@ -26,6 +26,7 @@ import gin
 from etils import epath
 
 from xmtf import checkpoints
+from xmtf import compilation_cache
 from xmtf import decoding
 from xmtf import gin_utils
 
@@ -72,6 +73,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
                          model_config_overrides: Mapping[str, object] | None = None,
                          dtype: str | None = "float32",
                          report_fn: str | Callable | None = None,
+                         compilation_cache_dir: str | None = "",
                          evaluator_cls=None) -> dict[int, dict[str, float]]:
   """Evaluates the selected checkpoints; returns {step: flat metrics} and writes the report.
 
@@ -83,33 +85,38 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
   checkpoint was trained in; None: the checkpoint's config). `report_fn`: `module.function`
   (imported by name, so xmtf names no task package) or callable `(output_dir, {step: flat
   metrics}, model_size, {step: checkpoint path}) -> lines to print`, e.g. the paper's tables,
-  'xp3_tasks.report.write_eval_report'.
+  'xp3_tasks.report.write_eval_report'. `compilation_cache_dir`: JAX's persistent compilation
+  cache for the evaluation (re-evaluating a model skips XLA compilation); '' (default):
+  `compilation_cache/` in the model directory of a local checkpoint; None: no cache.
   """
   from xmtf import evaluation  # pylint: disable=g-import-not-at-top
 
   evaluator_cls = evaluator_cls or evaluation.Evaluator
   selected = list_checkpoints(checkpoint_path, all_checkpoints)
+  if compilation_cache_dir == "":
+    compilation_cache_dir = compilation_cache.default_dir(checkpoint_path)
   evaluator, results = None, {}
-  for step, path in selected:
-    params, config = checkpoints.load_params(path, dict(model_config_overrides or {}))
-    if evaluator is None:
-      evaluator = evaluator_cls(
-          model_config=config, mixture_or_task_name=mixture_or_task_name, output_dir=output_dir,
-          feature_lengths=feature_lengths or evaluation.DEFAULT_FEATURE_LENGTHS,
-          batch_size=batch_size, decode_options=decode_options, num_examples=num_examples,
-          model_size=model_size or infer_model_size(config), dtype=dtype)
-    params = evaluator.fns.place_params(params)
-    logging.info("evaluating %s", path)
-    results[step] = evaluator.evaluate(step, params)
-    print(f"step {step}: " + ", ".join(f"{k}={v:.2f}" for k, v in results[step].items()
-                                        if "/mean_" in k), flush=True)  # the headline means
+  with compilation_cache.within(compilation_cache_dir):
+    for step, path in selected:
+      params, config = checkpoints.load_params(path, dict(model_config_overrides or {}))
+      if evaluator is None:
+        evaluator = evaluator_cls(
+            model_config=config, mixture_or_task_name=mixture_or_task_name,
+            output_dir=output_dir,
+            feature_lengths=feature_lengths or evaluation.DEFAULT_FEATURE_LENGTHS,
+            batch_size=batch_size, decode_options=decode_options, num_examples=num_examples,
+            model_size=model_size or infer_model_size(config), dtype=dtype)
+      params = evaluator.fns.place_params(params)
+      logging.info("evaluating %s", path)
+      results[step] = evaluator.evaluate(step, params)
+      print(f"step {step}: " + ", ".join(f"{k}={v:.2f}" for k, v in results[step].items()
+                                          if "/mean_" in k), flush=True)  # the headline means
   evaluator.close()
   if report_fn:
     report = gin_utils.import_callable(report_fn, "evaluate_checkpoints.report_fn")
     for line in report(output_dir, results, evaluator.model_size, dict(selected)):
       print(line, flush=True)
   return results
-
 
 if __name__ == "__main__":
   from xmtf.cli import eval as cli  # pylint: disable=g-import-not-at-top

@@ -140,7 +140,7 @@ class Evaluator:
     self._num_examples = num_examples
     self._use_cached = use_cached
     self._shape_cost = shape_cost
-    self._compiled_shapes: set[tuple[int, ...]] = set()
+    self._compiled_shapes: set[tuple[str, tuple[int, ...]]] = set()  # (kind, shape)
     provider = data.get_mixture_or_task(mixture_or_task_name)  # an unknown name: close names
     self._tasks = _eval_tasks(provider, mixture_or_task_name)
     self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -247,7 +247,9 @@ class Evaluator:
     about 1.5 of 2 cores busy with one small program; two at once keep both: 0.78 s instead of
     1.0 s for the bundled samples' batches)."""
     batches = list(plan)
-    ready = self._compile_new_shapes(params, batches, plan.choices_per_row)
+    ready = self._compile_new_shapes(
+        "score", batches, lambda batch: self.fns.compile_score_choices(
+            params, batch.features(), plan.choices_per_row, self.length_normalize))
 
     def dispatch(batch: scoring.Batch) -> jax.Array:
       if batch.shape in ready:
@@ -266,32 +268,37 @@ class Evaluator:
       scores[batch.rows[keep]] = np.asarray(out)[keep]
     return scores
 
-  def _compile_new_shapes(self, params: PyTree, batches: list[scoring.Batch],
-                          choices_per_row: int) -> dict[tuple[int, ...], concurrent.futures.Future]:
-    """Futures of the compilations of the batch shapes this evaluator has not compiled, in the
-    order the batches come (one thread per CPU, at most COMPILE_THREADS)."""
+  def _compile_new_shapes(self, kind: str, batches: list, compile_fn: Callable[[Any], None]
+                          ) -> dict[tuple[int, ...], concurrent.futures.Future]:
+    """Futures of `compile_fn(batch)` for the batch shapes of `kind` ('score', 'predict') this
+    evaluator has not compiled, in the order the batches come (one thread per CPU, at most
+    COMPILE_THREADS)."""
     new = {}
     for batch in batches:
-      if batch.shape not in self._compiled_shapes:
+      if (kind, batch.shape) not in self._compiled_shapes:
         new.setdefault(batch.shape, batch)
     if not new:
       return {}
     pool = concurrent.futures.ThreadPoolExecutor(min(len(new), os.cpu_count() or 1,
                                                      COMPILE_THREADS))
-    futures = {shape: pool.submit(self.fns.compile_score_choices, params, batch.features(),
-                                  choices_per_row, self.length_normalize)
-               for shape, batch in new.items()}
+    futures = {shape: pool.submit(compile_fn, batch) for shape, batch in new.items()}
     pool.shutdown(wait=False)
-    self._compiled_shapes.update(new)
+    self._compiled_shapes.update((kind, shape) for shape in new)
     return futures
 
   def _predict(self, params: PyTree, plan: generation.GenerationPlan) -> list[list[int]]:
-    """Decoded token ids (up to EOS, within the row's budget) of every plan row. Batches are
-    dispatched before earlier ones are read back (on CPU one at a time)."""
+    """Decoded token ids (up to EOS, within the row's budget) of every plan row. New batch
+    shapes compile in parallel threads while the first batches run; batches are dispatched
+    before earlier ones are read back (on CPU one at a time)."""
     options = dataclasses.replace(self.decode_options, max_decode_length=plan.decode_length)
+    ready = self._compile_new_shapes(
+        "predict", list(plan),
+        lambda batch: self.fns.compile_predict(params, batch.features(), options))
     out: list[list[int]] = [[] for _ in range(plan.num_rows)]
     pending = []
     for batch in plan:
+      if batch.shape in ready:
+        ready[batch.shape].result()  # raises a compilation's error here
       pending.append((batch, self.fns.predict_async(params, batch.features(), options)))
       if jax.default_backend() == "cpu":
         self._collect(pending, out)
@@ -303,7 +310,7 @@ class Evaluator:
     for batch, (tokens, _) in pending:
       tokens = np.asarray(tokens)
       for slot, row in enumerate(batch.rows):
-        if row >= 0:  # beam search decodes to the longest budget: cut to the row's own
+        if row >= 0:
           out[row] = model_fns.strip_after_eos(tokens[slot, 0, :batch.decode_lengths[slot]], eos)
     pending.clear()
 

@@ -12,48 +12,18 @@ vocabulary size.
 
 Start-up is kept short (one prompt with the tiny model: well under 5 s): TensorFlow and seqio
 are never imported (the vocabulary is read with sentencepiece alone), and compiled programs are
-kept in a persistent JAX compilation cache, by default `compilation_cache/` in the model
-directory, so only the first call for a model and shape pays for XLA compilation.
+kept in a persistent JAX compilation cache (`xmtf.compilation_cache`), by default
+`compilation_cache/` in the model directory, so only the first call for a model and shape pays
+for XLA compilation.
 """
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any, Mapping, Sequence
-
-import jax
 
 from xmtf import checkpoints
 from xmtf import decoding
 from xmtf import infer
 from xmtf import model_fns
-
-CACHE_DIRECTORY = "compilation_cache"
-
-
-def default_cache_dir(checkpoint_path: str) -> str | None:
-  """`compilation_cache/` in the model directory of a local checkpoint (or model directory),
-  None for remote paths (gs://: a cache there costs round trips at every start)."""
-  if "://" in checkpoint_path:
-    return None
-  path = os.path.normpath(checkpoint_path)
-  model_dir = os.path.dirname(path) if checkpoints.is_checkpoint(path) else path
-  return os.path.join(model_dir, CACHE_DIRECTORY)
-
-
-def use_compilation_cache(directory: str | None) -> None:
-  """Keeps every compiled program in `directory` (JAX's persistent cache; even sub-second
-  compilations, which is all the tiny model has). An unwritable directory only costs speed."""
-  if not directory:
-    return
-  try:
-    os.makedirs(directory, exist_ok=True)
-  except OSError as e:
-    logging.info("no compilation cache in %s: %s", directory, e)
-    return
-  jax.config.update("jax_compilation_cache_dir", directory)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def generate(checkpoint_path: str, prompts: Sequence[str], options: decoding.DecodeOptions,

@@ -159,7 +159,7 @@ def predict_batch(config: model_lib.T5Config, params: PyTree, encoder_input_toke
                   decode_lengths: Array | None = None) -> tuple[Array, Array]:
   """Decodes from `encoder_input_tokens` [b, input length]: (tokens int32 [b, n, L], scores
   float32 [b, n]) with n = options.num_outputs and L = options.max_decode_length;
-  `decode_lengths` [b]: each row's own budget (greedy and sampling)."""
+  `decode_lengths` [b]: each row's own budget (every method)."""
   transformer = model_lib.Transformer(config)
   encoded = transformer.apply({"params": params}, encoder_input_tokens, enable_dropout=False,
                               method=model_lib.Transformer.encode)
@@ -340,7 +340,7 @@ class ModelFns:
               options: decoding.DecodeOptions = decoding.DecodeOptions(),
               rng: Array | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decodes each row's `encoder_input_tokens`: (tokens int32 [b, n, L], scores [b, n]).
-    An optional `decode_lengths` [b] gives each row its own budget (`decoding.sample_decode`);
+    An optional `decode_lengths` [b] gives each row its own budget (`decoding.decode`);
     padding rows added for the mesh get 0 and end at once."""
     tokens, scores = self.predict_async(params, batch, options, rng)
     return np.asarray(tokens), np.asarray(scores)
@@ -349,14 +349,27 @@ class ModelFns:
                     options: decoding.DecodeOptions = decoding.DecodeOptions(),
                     rng: Array | None = None) -> tuple[Array, Array]:
     """`predict` without waiting: the (tokens, scores) device arrays, computed behind."""
+    fn, placed, n = self._predict_fn(batch, options)
+    if rng is None:
+      rng = jax.random.PRNGKey(options.seed)
+    tokens, scores = self._call(fn, params, placed, rng)
+    return tokens[:n], scores[:n]
+
+  def compile_predict(self, params: PyTree, batch: Mapping[str, Any],
+                      options: decoding.DecodeOptions = decoding.DecodeOptions()) -> None:
+    """Compiles `predict` for the shapes of `batch` without running it; several threads may
+    compile different shapes at once (the evaluator does, for a decoding plan's new shapes)."""
+    fn, placed, _ = self._predict_fn(batch, options)
+    with self._tracing():
+      fn.lower(params, placed, jax.random.PRNGKey(options.seed)).compile()
+
+  def _predict_fn(self, batch: Mapping[str, Any], options: decoding.DecodeOptions):
+    """(the jitted decode for `options`, the placed batch, its rows before mesh padding)."""
     if "encoder_input_tokens" not in batch:
       raise ValueError(f"predict: batch lacks 'encoder_input_tokens' (has {sorted(batch)})")
     keys = [k for k in ("encoder_input_tokens", "decode_lengths") if k in batch]
     placed, n = self._place_batch({k: batch[k] for k in keys})
-    if rng is None:
-      rng = jax.random.PRNGKey(options.seed)
-    tokens, scores = self._call(self._predict_jitted(options, keys), params, placed, rng)
-    return tokens[:n], scores[:n]
+    return self._predict_jitted(options, keys), placed, n
 
   def _predict_jitted(self, options: decoding.DecodeOptions, keys: Sequence[str]):
     return self._compile(

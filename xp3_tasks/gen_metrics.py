@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib
 import os
 import re
 import string
+import threading
 import unicodedata
 from typing import Any, Callable, Mapping, Sequence
 
@@ -106,6 +108,20 @@ class PieceTokenizer:
 
   def tokenize(self, text: str) -> list[str]:
     return [piece for piece in self._encode(text.lower()) if piece != "\u2581"]
+
+
+def import_rouge_in_background() -> None:
+  """Starts importing rouge_score in a daemon thread (once per process): it imports nltk and
+  scipy.stats, about a second, which then passes while the model compiles and decodes instead
+  of after it, when `rouge` is first called (an import in progress is waited for there)."""
+  global _rouge_import
+  if _rouge_import is None:
+    _rouge_import = threading.Thread(
+        target=importlib.import_module, args=("rouge_score.rouge_scorer",), daemon=True)
+    _rouge_import.start()
+
+
+_rouge_import: threading.Thread | None = None
 
 
 def rouge(targets: Sequence[str], predictions: Sequence[str],

@@ -211,6 +211,8 @@ class GenerativeTask(seqio.Task):
     """What `get_dataset(sequence_length, split, shuffle=False)` yields, as numpy dicts."""
     if split not in self.splits:
       raise ValueError(f"{self.name}: split {split!r} is not one of {list(self.splits)}")
+    if _SETS[self.name].metric == "summarization":
+      gen_metrics.import_rouge_in_background()  # done by the time the model has decoded
     lengths, rows = dict(sequence_length or {}), []
     for ex in read_examples(self.name):
       row = {}
@@ -318,6 +320,12 @@ def get_gen_task_info(name: str) -> GenTaskInfo:
   if name not in GEN_TASK_INFOS:
     raise KeyError(f"{name!r} is not a generative evaluation task")
   return GEN_TASK_INFOS[name]
+
+
+def hf_dataset(name: str) -> str:
+  """The Hugging Face dataset id task `name` reads (its data folder under the root)."""
+  get_gen_task_info(name)  # an unknown name: the error naming it
+  return _SETS[name].dataset
 
 
 def find_gen_tasks(*, dataset: str | None = None, language: str | None = None,

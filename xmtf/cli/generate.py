@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from xmtf import compilation_cache
 from xmtf import decoding
 from xmtf import generate as generate_lib
 from xmtf.cli import runner
@@ -47,8 +48,8 @@ def _generate(args: argparse.Namespace) -> None:
   from xmtf import convert  # pylint: disable=g-import-not-at-top
 
   overrides = convert.config_overrides_from_json(args.config) if args.config else None
-  generate_lib.use_compilation_cache(generate_lib.default_cache_dir(args.checkpoint)
-                                     if args.compilation_cache is None else args.compilation_cache)
+  compilation_cache.use(compilation_cache.default_dir(args.checkpoint)
+                        if args.compilation_cache is None else args.compilation_cache)
   answers = generate_lib.generate(args.checkpoint, prompts, options, args.vocab,
                                   add_input_eos=not args.no_input_eos,
                                   model_config_overrides=overrides)
