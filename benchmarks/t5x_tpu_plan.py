@@ -16,6 +16,7 @@ partitioner builds its mesh from them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import sys
 import tempfile
 from typing import Any
 
+from xmtf import plan as plan_lib
 from xmtf import tpu_plan
 
 _ARGS: argparse.Namespace | None = None
@@ -76,7 +78,6 @@ def train(*, model: Any, train_dataset_cfg: Any, partitioner: Any, **unused: Any
 
   from xmtf import flops  # pylint: disable=g-import-not-at-top
   from xmtf import model as model_lib  # pylint: disable=g-import-not-at-top
-  from xmtf import plan as plan_lib  # pylint: disable=g-import-not-at-top
 
   args = _ARGS
   devices = tpu_plan.topology_devices(args.slice)
@@ -140,45 +141,39 @@ def train(*, model: Any, train_dataset_cfg: Any, partitioner: Any, **unused: Any
       json.dump(result.as_json(), f, indent=2, default=str)
 
 
-_LINEAR = ("argument_bytes", "output_bytes", "alias_bytes", "temp_bytes", "generated_code_bytes",
-           "flops_per_device", "bytes_accessed_per_device")
-_LINEAR_STEP = ("num_params", "param_bytes", "opt_state_bytes", "analytic_flops")
+_MEMORY = ("argument_bytes", "output_bytes", "alias_bytes", "temp_bytes", "generated_code_bytes")
+_STEP = ("num_params", "param_bytes", "opt_state_bytes", "analytic_flops")
+
+
+def _tpu_plan(numbers: dict) -> tpu_plan.TpuPlan:
+  """A `TpuPlan` back from its `as_json`."""
+  fields = {f.name for f in dataclasses.fields(tpu_plan.TpuPlan)}
+  plan = tpu_plan.TpuPlan(**{k: v for k, v in numbers.items() if k in fields})
+  plan.step = plan_lib.Plan(**numbers["step"])
+  plan.collectives = [tpu_plan.Collective(**c) for c in numbers["collectives"]]
+  return plan
 
 
 def extrapolate(one: dict, two: dict, depth: int) -> dict:
   """A full-depth plan from the plans (`TpuPlan.as_json`) of the same step with 1 and 2 layers
-  per stack: every byte and FLOP count linear in depth (T5X has no remat: each layer adds its
-  activations), collectives per kind too; then the verdict, roofline step time and MFU."""
-  line = lambda a, b: None if a is None or b is None else a + (b - a) * (depth - 1)
-  out = dict(two, step=dict(two["step"]), compile_seconds=one["compile_seconds"]
-             + two["compile_seconds"], largest_buffers=[], oom_message="")
-  for key in _LINEAR:
-    out[key] = line(one[key], two[key])
-  for key in _LINEAR_STEP:
-    out["step"][key] = line(one["step"][key], two["step"][key])
-  out["step"]["model"] = two["step"]["model"].replace("2+2 layers", f"{depth}+{depth} layers")
-  kinds = {c["kind"]: c for c in one["collectives"]}
-  out["collectives"] = [
-      dict(c, count=round(line(kinds.get(c["kind"], {}).get("count", 0), c["count"])),
-           bytes=line(kinds.get(c["kind"], {}).get("bytes", 0.0), c["bytes"]))
-      for c in two["collectives"]]
-  peak = (out["argument_bytes"] + out["output_bytes"] - out["alias_bytes"] + out["temp_bytes"]
-          + out["generated_code_bytes"])
-  out["peak_bytes"] = peak
-  out["peak_fraction_of_usable_hbm"] = peak / out["usable_hbm_bytes"]
-  out["fits"] = peak <= out["usable_hbm_bytes"]
-  chip = tpu_plan.CHIPS[tpu_plan.parse_slice(out["tpu"]).generation]
-  compute = out["flops_per_device"] / chip.peak_flops
-  memory = out["bytes_accessed_per_device"] / chip.hbm_bandwidth
-  out["optimal_seconds"] = None
-  out["step_seconds"] = max(compute, memory)
-  out["step_time_method"] = (
-      f"roofline: max(FLOPs / {chip.peak_flops / 1e12:.0f} TFLOP/s, bytes / "
-      f"{chip.hbm_bandwidth / 1e9:.0f} GB/s); memory, FLOPs, bytes and collectives of the "
-      f"1- and 2-layer steps extrapolated linearly to {depth} layers per stack")
-  out["mfu"] = out["step"]["analytic_flops"] / (out["step_seconds"] * out["step"]["num_devices"]
-                                                * chip.peak_flops)
-  return out
+  per stack: memory and the step's sizes linear in depth too (T5X has no remat: each layer adds
+  its activations), then the verdict; cost, step time and MFU as `xmtf.plan --depth_cost`
+  extrapolates them (`tpu_plan.extrapolate_cost`)."""
+  first, second = _tpu_plan(one), _tpu_plan(two)
+  line = lambda a, b: tpu_plan.linear_in_depth(a, b, depth)
+  step = dataclasses.replace(
+      second.step, model=second.step.model.replace("2+2 layers", f"{depth}+{depth} layers"),
+      **{k: line(getattr(first.step, k), getattr(second.step, k)) for k in _STEP})
+  result = dataclasses.replace(
+      second, step=step, compile_seconds=first.compile_seconds + second.compile_seconds,
+      largest_buffers=[], oom_message="",
+      **{k: line(getattr(first, k), getattr(second, k)) for k in _MEMORY})
+  result.fits = result.peak_bytes <= result.usable_hbm_bytes
+  result.step_time_method = ""
+  tpu_plan.extrapolate_cost(result, first, second, depth,
+                            tpu_plan.parse_slice(result.tpu).chip)
+  result.step_time_method += "; memory too"
+  return result.as_json()
 
 
 def _depth_from_layers(args: argparse.Namespace, depth: int) -> None:

@@ -118,6 +118,7 @@ def evaluate_checkpoints(checkpoint_path: str = gin.REQUIRED, output_dir: str = 
       print(line, flush=True)
   return results
 
+
 if __name__ == "__main__":
   from xmtf.cli import eval as cli  # pylint: disable=g-import-not-at-top
 

@@ -288,24 +288,33 @@ def compile_plan(tpu: Slice, dump_dir: str, depth_cost: bool = False,
                      "it needs as many encoder as decoder layers")
   one, two = (compile_lowered(plan_lib.lower_step(devices, n)[1], step, tpu, dump_dir, hbm)
               for n in (1, 2))
-  depth = config.num_encoder_layers
-  linear = lambda a, b: None if a is None or b is None else a + (b - a) * (depth - 1)
-  result.flops_per_device = linear(one.flops_per_device, two.flops_per_device)
-  result.bytes_accessed_per_device = linear(one.bytes_accessed_per_device,
-                                            two.bytes_accessed_per_device)
-  result.optimal_seconds = linear(one.optimal_seconds, two.optimal_seconds)
+  extrapolate_cost(result, one, two, config.num_encoder_layers, tpu.chip)
+  result.compile_seconds += one.compile_seconds + two.compile_seconds
+  return result
+
+
+def linear_in_depth(one: float | None, two: float | None, depth: int) -> float | None:
+  """The value at `depth` layers per stack of a count measured at 1 and 2 layers."""
+  return None if one is None or two is None else one + (two - one) * (depth - 1)
+
+
+def extrapolate_cost(result: TpuPlan, one: TpuPlan, two: TpuPlan, depth: int, chip: Chip
+                     ) -> None:
+  """Sets `result`'s FLOPs, bytes accessed, optimal_seconds and collectives (per kind) from the
+  same step compiled unrolled with 1 and 2 layers per stack, linear in depth (exact: the layers
+  are alike), then its step time and MFU."""
+  linear = lambda a, b: linear_in_depth(a, b, depth)
   per_kind = {c.kind: c for c in one.collectives}
   result.collectives = [
       Collective(c.kind, round(linear(per_kind[c.kind].count if c.kind in per_kind else 0,
                                       c.count)),
                  linear(per_kind[c.kind].bytes if c.kind in per_kind else 0.0, c.bytes))
       for c in two.collectives]
-  _estimate_time(result, result.flops_per_device, result.bytes_accessed_per_device,
-                 result.optimal_seconds, tpu.chip)
+  _estimate_time(result, linear(one.flops_per_device, two.flops_per_device),
+                 linear(one.bytes_accessed_per_device, two.bytes_accessed_per_device),
+                 linear(one.optimal_seconds, two.optimal_seconds), chip)
   result.step_time_method += (f"; cost and collectives: the unrolled step with 1 and 2 layers "
                               f"per stack, extrapolated to {depth}")
-  result.compile_seconds += one.compile_seconds + two.compile_seconds
-  return result
 
 
 def compile_lowered(lowered: Any, step: plan_lib.Plan, tpu: Slice, dump_dir: str,
